@@ -1,0 +1,142 @@
+"""The mock DEXes of the brief: Raydium and Meteora with made-up but honest numbers.
+
+- quote: sleeps 200–400 ms; Raydium `base*(0.98+r*0.04)` fee 0.3%,
+  Meteora `base*(0.97+r*0.05)` fee 0.2%; each reports its pool's tokenIn reserve.
+- a swap (submit then confirm) takes 2–3 s in all and settles within 0.5% of the
+  quoted output. The mock is stateless between submit and confirm: the duration
+  and the fill are derived from the transaction hash, so a confirm can run in any
+  worker process.
+
+Every sleep is multiplied by `latency_scale` (0 makes the mock instant).
+Failures can be injected: a rate, and "fail the first N submissions".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import threading
+from decimal import Decimal
+
+from solders.signature import Signature
+
+from domain.errors import TransientError
+from domain.events import Quote
+from domain.ports import SwapReceipt
+from domain.routing import expected_out
+from domain.tokens import TOKENS, reference_price
+
+# Share of the swap's duration spent sending it; the rest is waiting to settle.
+_SUBMIT_SHARE = Decimal("0.2")
+
+
+class FailurePlan:
+    """Injected swap failures, shared by every mock DEX in one process."""
+
+    def __init__(self, rate: Decimal = Decimal(0), first_n: int = 0, rng: random.Random | None = None) -> None:
+        self.rate = rate
+        self._remaining = first_n
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+
+    def should_fail(self) -> bool:
+        with self._lock:
+            if self._remaining > 0:
+                self._remaining -= 1
+                return True
+            return self.rate > 0 and Decimal(str(self._rng.random())) < self.rate
+
+
+class MockDex:
+    def __init__(
+        self,
+        name: str,
+        *,
+        band_low: Decimal,
+        band_width: Decimal,
+        fee: Decimal,
+        pool_usd: Decimal,
+        quote_ms: tuple[int, int] = (200, 400),
+        swap_ms: tuple[int, int] = (2000, 3000),
+        latency_scale: Decimal = Decimal(1),
+        failures: FailurePlan | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.band_low = band_low
+        self.band_width = band_width
+        self.fee = fee
+        self.pool_usd = pool_usd
+        self.quote_ms = quote_ms
+        self.swap_ms = swap_ms
+        self.latency_scale = latency_scale
+        self.failures = failures or FailurePlan()
+        self._rng = rng or random.Random()
+
+    async def _sleep_ms(self, ms: float) -> None:
+        seconds = float(Decimal(str(ms)) * self.latency_scale) / 1000
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+    async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
+        await self._sleep_ms(self._rng.uniform(*self.quote_ms))
+        base = reference_price(token_in, token_out)
+        r = Decimal(str(self._rng.random()))
+        # Pool depth varies ±50% around the venue's typical size, in tokenIn units.
+        depth = Decimal(str(self._rng.uniform(0.5, 1.5)))
+        reserve_in = self.pool_usd * depth / 2 / TOKENS[token_in].reference_usd
+        return Quote(
+            dex=self.name,
+            price=(base * (self.band_low + r * self.band_width)).quantize(Decimal("1e-12")),
+            fee=self.fee,
+            liquidity=reserve_in.quantize(Decimal("1e-6")),
+        )
+
+    async def submit(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> str:
+        if self.failures.should_fail():
+            await self._sleep_ms(self._rng.uniform(*self.quote_ms))
+            raise TransientError(f"{self.name}: RPC error sending transaction (injected failure)")
+        tx_hash = str(Signature(self._rng.randbytes(64)))
+        await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
+        return tx_hash
+
+    async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
+        await self._sleep_ms(float(self._duration_ms(tx_hash) * (1 - _SUBMIT_SHARE)))
+        # Fill: up to 0.5% below the quoted output, fixed by the hash.
+        shortfall = Decimal(_unit(tx_hash, "fill")) * Decimal("0.005")
+        out = (expected_out(quote, amount) * (1 - shortfall)).quantize(Decimal("1e-12"))
+        return SwapReceipt(
+            tx_hash=tx_hash,
+            executed_price=(out / amount).quantize(Decimal("1e-12")),
+            amount_out=out,
+        )
+
+    async def execute_swap(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
+        """The brief's `executeSwap`: submit and wait for the settlement (2–3 s)."""
+        tx_hash = await self.submit(order_id, quote, amount, min_out)
+        return await self.confirm(tx_hash, quote, amount, min_out)
+
+    def _duration_ms(self, tx_hash: str) -> Decimal:
+        low, high = self.swap_ms
+        return Decimal(low) + Decimal(_unit(tx_hash, "duration")) * (high - low)
+
+
+def _unit(tx_hash: str, purpose: str) -> str:
+    """A number in [0, 1) derived from the hash, as a decimal string."""
+    digest = hashlib.sha256(f"{purpose}:{tx_hash}".encode()).digest()
+    return str(Decimal(int.from_bytes(digest[:8], "big")) / Decimal(2**64))
+
+
+def raydium(**kwargs: object) -> MockDex:
+    return MockDex(
+        "raydium", band_low=Decimal("0.98"), band_width=Decimal("0.04"),
+        fee=Decimal("0.003"), pool_usd=Decimal(8_000_000), **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def meteora(**kwargs: object) -> MockDex:
+    return MockDex(
+        "meteora", band_low=Decimal("0.97"), band_width=Decimal("0.05"),
+        fee=Decimal("0.002"), pool_usd=Decimal(5_000_000), **kwargs,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,75 @@
+"""Deployment-wide limits on order execution, kept in Redis.
+
+- In flight: at most `limit` orders hold a slot (from routing until they end).
+  Slots are leases in a sorted set (`{prefix}:limiter:inflight`, score = expiry
+  in ms) so a crashed worker's slot frees itself.
+- Start rate: at most `per_minute` orders take a slot in any 60 s window
+  (`{prefix}:limiter:starts`, score = start time in ms).
+
+Both checks and the grant happen in one Lua script, atomically across every
+worker process.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+_ACQUIRE = """
+local inflight, starts = KEYS[1], KEYS[2]
+local id, limit, per_minute = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease_ms = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+if redis.call('ZSCORE', inflight, id) then
+  redis.call('ZADD', inflight, now + lease_ms, id)
+  return 0
+end
+if redis.call('ZCARD', inflight) >= limit then
+  return -1
+end
+redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - 60000)
+if redis.call('ZCARD', starts) >= per_minute then
+  local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + 60000 - now)
+end
+redis.call('ZADD', starts, now, id .. ':' .. now)
+redis.call('ZADD', inflight, now + lease_ms, id)
+redis.call('PEXPIRE', starts, 61000)
+return 0
+"""
+
+
+class ExecutionLimiter:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        *,
+        max_in_flight: int,
+        per_minute: int,
+        lease_ms: int = 300_000,
+    ) -> None:
+        self.client = client
+        self.inflight_key = f"{prefix}:limiter:inflight"
+        self.starts_key = f"{prefix}:limiter:starts"
+        self.max_in_flight = max_in_flight
+        self.per_minute = per_minute
+        self.lease_ms = lease_ms
+        self._script = client.register_script(_ACQUIRE)
+
+    async def acquire(self, order_id: str) -> int | None:
+        """Take (or renew) the order's slot. None if granted; else ms to wait, or -1 if full."""
+        result = int(
+            await self._script(
+                keys=[self.inflight_key, self.starts_key],
+                args=[order_id, self.max_in_flight, self.per_minute, self.lease_ms],
+            )
+        )
+        return None if result == 0 else result
+
+    async def release(self, order_id: str) -> None:
+        await self.client.zrem(self.inflight_key, order_id)
+
+    async def in_flight(self) -> int:
+        return int(await self.client.zcard(self.inflight_key))

@@ -1,0 +1,184 @@
+"""All configuration, read once from the environment into one typed object.
+
+Every setting the code reads is listed here and in `.env.example`; nothing else
+calls `os.environ` for configuration (the supervisor only passes URLs down to the
+processes it starts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import msgspec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the engine cannot use; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    database_url: str | None = None
+    redis_url: str | None = None
+    # Prefix for every Redis key the engine owns (streams, broker queues, limiter);
+    # lets several deployments or test runs share one Redis.
+    redis_prefix: str = "oe"
+    data_dir: Path = REPO_ROOT / ".data"
+    queue_max_concurrent: int = 10
+    order_processor_rate: int = 100
+    max_retries: int = 3
+    backoff_base_ms: int = 500
+    use_real_devnet: bool = False
+    devnet_rpc_url: str = "https://api.devnet.solana.com"
+    wallet_private_key: str | None = msgspec.field(default=None)
+    log_level: str = "INFO"
+    # "console" (readable lines) or "json" (one JSON object per line).
+    log_format: str = "console"
+    worker_processes: int = 1
+    worker_threads: int = 16
+    # How long an idle Dramatiq consumer waits on Redis before polling again (ms);
+    # lower means faster pick-up and more idle CPU (see docs/architecture.md).
+    worker_idle_ms: int = 100
+    # Mock DEX: every sleep is multiplied by this; 0 makes the mock instant.
+    mock_latency_scale: Decimal = Decimal(1)
+    mock_quote_min_ms: int = 200
+    mock_quote_max_ms: int = 400
+    mock_swap_min_ms: int = 2000
+    mock_swap_max_ms: int = 3000
+    # Probability (0..1) that a mock swap submission fails with a transient error.
+    mock_fail_rate: Decimal = Decimal(0)
+    # The first N mock swap submissions in each worker process fail transiently.
+    mock_fail_first_n: int = 0
+    mock_seed: int | None = None
+    default_slippage: Decimal = Decimal("0.01")
+    max_slippage: Decimal = Decimal("0.5")
+    quote_timeout_ms: int = 2000
+
+    def __repr__(self) -> str:  # never print the wallet key
+        fields = {f: getattr(self, f) for f in self.__struct_fields__}
+        if fields["wallet_private_key"]:
+            fields["wallet_private_key"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+
+    __str__ = __repr__
+
+    @property
+    def has_external_servers(self) -> bool:
+        return self.database_url is not None and self.redis_url is not None
+
+
+# env var -> (field, parser). BULL_CONCURRENCY is the brief's name for the same limit.
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValueError("expected a decimal number") from None
+    if not value.is_finite():
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _optional_int(raw: str) -> int | None:
+    return int(raw) if raw.strip() else None
+
+
+_ENV: dict[str, tuple[str, object]] = {
+    "HOST": ("host", str),
+    "PORT": ("port", int),
+    "DATABASE_URL": ("database_url", _optional_str),
+    "REDIS_URL": ("redis_url", _optional_str),
+    "REDIS_PREFIX": ("redis_prefix", str),
+    "DATA_DIR": ("data_dir", Path),
+    "BULL_CONCURRENCY": ("queue_max_concurrent", int),
+    "QUEUE_MAX_CONCURRENT": ("queue_max_concurrent", int),
+    "ORDER_PROCESSOR_RATE": ("order_processor_rate", int),
+    "MAX_RETRIES": ("max_retries", int),
+    "BACKOFF_BASE_MS": ("backoff_base_ms", int),
+    "USE_REAL_DEVNET": ("use_real_devnet", _bool),
+    "DEVNET_RPC_URL": ("devnet_rpc_url", str),
+    "WALLET_PRIVATE_KEY": ("wallet_private_key", _optional_str),
+    "LOG_LEVEL": ("log_level", str.upper),
+    "LOG_FORMAT": ("log_format", str.lower),
+    "WORKER_PROCESSES": ("worker_processes", int),
+    "WORKER_THREADS": ("worker_threads", int),
+    "WORKER_IDLE_MS": ("worker_idle_ms", int),
+    "MOCK_LATENCY_SCALE": ("mock_latency_scale", _decimal),
+    "MOCK_QUOTE_MIN_MS": ("mock_quote_min_ms", int),
+    "MOCK_QUOTE_MAX_MS": ("mock_quote_max_ms", int),
+    "MOCK_SWAP_MIN_MS": ("mock_swap_min_ms", int),
+    "MOCK_SWAP_MAX_MS": ("mock_swap_max_ms", int),
+    "MOCK_FAIL_RATE": ("mock_fail_rate", _decimal),
+    "MOCK_FAIL_FIRST_N": ("mock_fail_first_n", int),
+    "MOCK_SEED": ("mock_seed", _optional_int),
+    "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
+    "MAX_SLIPPAGE": ("max_slippage", _decimal),
+    "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (field, parse) in _ENV.items():
+        raw = env.get(name)
+        if raw is None:
+            continue
+        try:
+            values[field] = parse(raw)  # type: ignore[operator]
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    problems = []
+    if not 1 <= s.port <= 65535:
+        problems.append("PORT must be between 1 and 65535")
+    if s.queue_max_concurrent < 1:
+        problems.append("QUEUE_MAX_CONCURRENT must be at least 1")
+    if s.order_processor_rate < 1:
+        problems.append("ORDER_PROCESSOR_RATE must be at least 1")
+    if s.max_retries < 1:
+        problems.append("MAX_RETRIES must be at least 1 (it counts attempts)")
+    if s.backoff_base_ms < 0:
+        problems.append("BACKOFF_BASE_MS must not be negative")
+    if s.mock_latency_scale < 0:
+        problems.append("MOCK_LATENCY_SCALE must not be negative")
+    if s.mock_quote_min_ms > s.mock_quote_max_ms or s.mock_swap_min_ms > s.mock_swap_max_ms:
+        problems.append("MOCK_*_MIN_MS must not exceed MOCK_*_MAX_MS")
+    if not 0 <= s.mock_fail_rate <= 1:
+        problems.append("MOCK_FAIL_RATE must be between 0 and 1")
+    if not 0 <= s.default_slippage <= s.max_slippage < 1:
+        problems.append("need 0 <= DEFAULT_SLIPPAGE <= MAX_SLIPPAGE < 1")
+    if s.worker_processes < 1 or s.worker_threads < 1:
+        problems.append("WORKER_PROCESSES and WORKER_THREADS must be at least 1")
+    if s.log_format not in {"console", "json"}:
+        problems.append("LOG_FORMAT must be console or json")
+    if s.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if s.use_real_devnet:
+        problems.append("USE_REAL_DEVNET=true is not available yet: only the mock DEX is built")
+    if problems:
+        raise SettingsError("; ".join(problems))

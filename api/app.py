@@ -1,0 +1,168 @@
+"""The Litestar application: HTTP command API, order reads, WebSocket streams.
+
+`create_app()` builds everything from settings; pools are opened in the
+lifespan and kept on `app.state`, so importing this module connects to nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import psycopg
+import redis.exceptions
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.handlers import websocket
+
+from adapters.bootstrap import make_pool, make_redis
+from adapters.postgres_event_store import PostgresEventStore
+from adapters.settings import Settings, load_settings
+from api.order_request import RequestError, parse_order_request
+from api.order_stream import stream_order
+from projections.order_views import find_order
+from domain.commands import PlaceOrder
+from domain.errors import DomainError, OrderNotFound
+from domain.handling import handle
+from workers.actors import OrderActors
+from workers.broker import make_broker
+
+log = logging.getLogger("orderengine.api")
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> Response[Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return Response({"error": body}, status_code=status)
+
+
+def _request_error(_: Request[Any, Any, Any], exc: RequestError) -> Response[Any]:
+    return _error(400, exc.code, exc.message, exc.field)
+
+
+def _not_found(_: Request[Any, Any, Any], exc: OrderNotFound) -> Response[Any]:
+    return _error(404, "not_found", str(exc))
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return _error(409, "conflict", str(exc))
+
+
+def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("dependency unavailable: %s", exc)
+    return _error(503, "unavailable", "a backing service (Postgres or Redis) is unavailable; retry shortly")
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    return _error(exc.status_code, "http_error", exc.detail)
+
+
+def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error")
+    return _error(500, "internal", "internal error")
+
+
+def parse_order_id(raw: str) -> str:
+    """Order ids are UUIDs; anything else cannot name an order."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise OrderNotFound(raw) from None
+
+
+@post("/api/orders/execute", status_code=200)
+async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Accept an order: stored as `pending` in the log before this answers."""
+    settings: Settings = state.settings
+    body = parse_order_request(
+        await request.body(), max_slippage=settings.max_slippage, default_slippage=settings.default_slippage
+    )
+    order_id = str(uuid.uuid4())
+    command = PlaceOrder(
+        command_id=order_id,
+        order_id=order_id,
+        user_id=body.userId,
+        order_type=body.orderType,
+        token_in=body.tokenIn,
+        token_out=body.tokenOut,
+        amount=body.amount,
+        limit_price=body.limitPrice,
+        slippage_tolerance=body.slippageTolerance or settings.default_slippage,
+    )
+    await handle(state.store, order_id, command, actor="api")
+    actors: OrderActors = state.actors
+    await anyio.to_thread.run_sync(partial(actors.send, "route", order_id))
+    log.info(
+        "order accepted",
+        extra={"orderId": order_id, "userId": body.userId, "orderType": body.orderType, "step": "pending"},
+    )
+    return {
+        "orderId": order_id,
+        "status": "pending",
+        "message": "Order accepted; stream its progress from streamUrl",
+        "streamUrl": f"/ws?orderId={order_id}",
+    }
+
+
+@get("/api/orders/{order_id:str}")
+async def get_order(order_id: str, state: State) -> dict[str, Any]:
+    order = await find_order(state.pool, state.store, parse_order_id(order_id))
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@websocket("/ws")
+async def ws_order(socket: Any) -> None:
+    await stream_order(socket, socket.app.state)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = make_pool(settings, min_size=2, max_size=10)
+        await pool.open(wait=True)
+        client = make_redis(settings)
+        broker = make_broker(settings)
+        app.state.update(
+            settings=settings,
+            pool=pool,
+            redis=client,
+            store=PostgresEventStore(pool.connection),
+            actors=OrderActors(broker, settings),
+        )
+        try:
+            yield
+        finally:
+            broker.close()
+            await client.aclose()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[execute_order, get_order, healthz, ws_order],
+        lifespan=[lifespan],
+        exception_handlers={
+            RequestError: _request_error,
+            OrderNotFound: _not_found,
+            DomainError: _domain_error,
+            psycopg.OperationalError: _unavailable,
+            redis.exceptions.ConnectionError: _unavailable,
+            HTTPException: _http_error,
+            Exception: _internal,
+        },
+        debug=False,
+    )

@@ -1,0 +1,98 @@
+"""`orderengine`: run the engine or one of its processes, and apply migrations.
+
+    orderengine run          everything (embedded Postgres/Valkey unless URLs are set)
+    orderengine migrate      apply database migrations and exit
+    orderengine api|worker|scheduler   one process, for containers and the supervisor
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from adapters.settings import Settings, SettingsError, load_settings
+
+
+def _api(settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,
+    )
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from workers.worker_main import run_worker
+
+    return run_worker(settings)
+
+
+def _scheduler(settings: Settings) -> int:
+    from workers.scheduler import run_scheduler
+
+    return run_scheduler(settings)
+
+
+def _migrate(settings: Settings) -> int:
+    from db.migrate import apply_migrations
+
+    if settings.database_url is None:
+        from adapters.embedded_servers import EmbeddedServers
+
+        servers = EmbeddedServers(settings.data_dir)
+        database_url, _ = servers.start()
+        try:
+            applied = apply_migrations(database_url)
+        finally:
+            servers.stop()
+    else:
+        applied = apply_migrations(settings.database_url)
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    from api.supervisor import run_engine
+
+    return run_engine(settings)
+
+
+COMMANDS = {
+    "run": (_run, "run the whole engine: API, worker and scheduler (and embedded servers if needed)"),
+    "migrate": (_migrate, "apply database migrations and exit"),
+    "api": (_api, "run the HTTP/WebSocket API process"),
+    "worker": (_worker, "run a Dramatiq worker process"),
+    "scheduler": (_scheduler, "run the scheduler process (outbox relay, projections, jobs)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orderengine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"orderengine: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from adapters.logging_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return COMMANDS[args.command][0](settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

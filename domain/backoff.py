@@ -1,0 +1,17 @@
+"""Retry delays, as a pure function so tests can check the curve."""
+
+from __future__ import annotations
+
+
+def backoff_ms(attempt: int, base_ms: int, jitter: float = 0.0, cap_ms: int = 60_000) -> int:
+    """Delay before retrying after failed attempt number `attempt` (1-based).
+
+    `base * 2**(attempt-1)`, stretched by `jitter` in [0, 1) (up to 25% longer)
+    so that many orders failing together do not retry in lock-step; capped.
+    """
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError("jitter must be in [0, 1)")
+    raw = base_ms * (2 ** (attempt - 1))
+    return min(cap_ms, int(raw * (1 + 0.25 * jitter)))

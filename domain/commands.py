@@ -1,0 +1,62 @@
+"""What the engine is asked to do to an order.
+
+A command carries the results of any I/O done to serve it (quotes, a tx hash),
+so that `decide` stays a pure function. `command_id` identifies one request so a
+redelivered message or a client retry can be recognised.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+from domain.events import OrderType, Quote, Step
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    command_id: str
+
+
+class PlaceOrder(Command, frozen=True, kw_only=True):
+    order_id: str
+    user_id: str
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    amount: Decimal
+    slippage_tolerance: Decimal
+    limit_price: Decimal | None = None
+
+
+class RouteOrder(Command, frozen=True, kw_only=True):
+    quotes: list[Quote]
+
+
+class BuildTransaction(Command, frozen=True, kw_only=True):
+    pass
+
+
+class RecordSubmission(Command, frozen=True, kw_only=True):
+    tx_hash: str
+
+
+class RecordConfirmation(Command, frozen=True, kw_only=True):
+    tx_hash: str
+    executed_price: Decimal
+    amount_out: Decimal
+
+
+class RecordAttemptFailure(Command, frozen=True, kw_only=True):
+    """A step failed transiently; retry after `delay_ms` unless attempts are used up."""
+
+    step: Step
+    attempt: int
+    max_attempts: int
+    error: str
+    delay_ms: int
+
+
+class FailOrder(Command, frozen=True, kw_only=True):
+    step: Step
+    error: str

@@ -1,0 +1,42 @@
+"""The domain's error hierarchy.
+
+`DomainError`s are decisions (the order cannot do that now) and are never retried;
+`TransientError`s are the outside world failing for a while and are retried with
+backoff by the workers.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+
+class DomainError(EngineError):
+    """A command the order's current state does not allow. Not retried."""
+
+
+class InvalidTransition(DomainError):
+    def __init__(self, status: str, command: str) -> None:
+        super().__init__(f"cannot {command} an order that is {status}")
+        self.status = status
+        self.command = command
+
+
+class OrderNotFound(DomainError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} does not exist")
+        self.order_id = order_id
+
+
+class ConcurrencyConflict(EngineError):
+    """Another writer appended to the stream since it was read; re-read and retry."""
+
+    def __init__(self, stream_id: str, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id} is no longer at version {expected_version}")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+class TransientError(EngineError):
+    """A failure that may succeed if tried again (timeout, RPC error, no quotes)."""

@@ -1,0 +1,123 @@
+"""Every fact the engine records about an order.
+
+Events are frozen, tagged msgspec Structs: the tag (the class name) is the
+`type` column of the log. Evolution rules (docs/events.md): a new field always
+has a default; a field never changes type; a changed meaning is a new event type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+OrderType = Literal["market", "limit", "sniper"]
+Step = Literal["route", "build", "submit", "confirm"]
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    """One DEX's answer for a given order size.
+
+    `price` is units of tokenOut per unit of tokenIn before fee and impact;
+    `liquidity` is the pool's reserve of tokenIn, which sets the price impact.
+    """
+
+    dex: str
+    price: Decimal
+    fee: Decimal
+    liquidity: Decimal
+    expected_out: Decimal = Decimal(0)
+
+
+class Event(msgspec.Struct, frozen=True, tag=True, kw_only=True):
+    """Base of all order events."""
+
+
+class OrderPending(Event, frozen=True, kw_only=True):
+    order_id: str
+    user_id: str
+    order_type: OrderType
+    token_in: str
+    token_out: str
+    amount: Decimal
+    slippage_tolerance: Decimal
+    limit_price: Decimal | None = None
+
+
+class OrderRouting(Event, frozen=True, kw_only=True):
+    quotes: list[Quote]
+    chosen_dex: str
+    expected_out: Decimal
+    reason: str
+
+
+class OrderBuilding(Event, frozen=True, kw_only=True):
+    dex: str
+    expected_out: Decimal
+    min_out: Decimal
+    actions: list[str]
+
+
+class OrderSubmitted(Event, frozen=True, kw_only=True):
+    dex: str
+    tx_hash: str
+
+
+class OrderConfirmed(Event, frozen=True, kw_only=True):
+    tx_hash: str
+    executed_price: Decimal
+    amount_out: Decimal
+
+
+class RetryScheduled(Event, frozen=True, kw_only=True):
+    step: Step
+    attempt: int
+    error: str
+    delay_ms: int
+
+
+class OrderFailed(Event, frozen=True, kw_only=True):
+    step: Step
+    error: str
+    attempts: int
+
+
+OrderEvent = (
+    OrderPending
+    | OrderRouting
+    | OrderBuilding
+    | OrderSubmitted
+    | OrderConfirmed
+    | RetryScheduled
+    | OrderFailed
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        OrderPending,
+        OrderRouting,
+        OrderBuilding,
+        OrderSubmitted,
+        OrderConfirmed,
+        RetryScheduled,
+        OrderFailed,
+    )
+}
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder: msgspec.json.Decoder[OrderEvent] = msgspec.json.Decoder(OrderEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    """JSON of the event including its `type` tag; Decimals as strings."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> OrderEvent:
+    return _decoder.decode(data)
+
+
+def event_type(event: Event) -> str:
+    return type(event).__name__

@@ -1,0 +1,284 @@
+"""The order lifecycle as pure functions.
+
+`evolve(state, event)` applies one recorded fact; `fold(events)` rebuilds the
+state from the log; `decide(state, command)` returns the events a command
+produces, or raises a `DomainError` and produces none. Nothing here does I/O,
+reads the clock or draws random numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from domain import routing
+from domain.commands import (
+    BuildTransaction,
+    Command,
+    FailOrder,
+    PlaceOrder,
+    RecordAttemptFailure,
+    RecordConfirmation,
+    RecordSubmission,
+    RouteOrder,
+)
+from domain.errors import DomainError, InvalidTransition
+from domain.events import (
+    Event,
+    OrderBuilding,
+    OrderConfirmed,
+    OrderFailed,
+    OrderPending,
+    OrderRouting,
+    OrderSubmitted,
+    OrderType,
+    Quote,
+    RetryScheduled,
+)
+from domain.tokens import is_native_sol
+
+Status = Literal["new", "pending", "routing", "building", "submitted", "confirmed", "failed"]
+
+TERMINAL: frozenset[str] = frozenset({"confirmed", "failed"})
+
+# status -> statuses an event may move it to. RetryScheduled keeps the status.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"pending"}),
+    "pending": frozenset({"routing", "failed"}),
+    "routing": frozenset({"building", "failed"}),
+    "building": frozenset({"submitted", "failed"}),
+    "submitted": frozenset({"confirmed", "failed"}),
+    "confirmed": frozenset(),
+    "failed": frozenset(),
+}
+
+# The status each event type records; None for events that keep the status.
+STATUS_OF_EVENT: dict[type[Event], Status | None] = {
+    OrderPending: "pending",
+    OrderRouting: "routing",
+    OrderBuilding: "building",
+    OrderSubmitted: "submitted",
+    OrderConfirmed: "confirmed",
+    OrderFailed: "failed",
+    RetryScheduled: None,
+}
+
+
+class OrderState(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str = ""
+    status: Status = "new"
+    version: int = 0
+    user_id: str = ""
+    order_type: OrderType = "market"
+    token_in: str = ""
+    token_out: str = ""
+    amount: Decimal = Decimal(0)
+    limit_price: Decimal | None = None
+    slippage_tolerance: Decimal = Decimal(0)
+    quotes: list[Quote] = []
+    chosen_dex: str | None = None
+    expected_out: Decimal | None = None
+    min_out: Decimal | None = None
+    actions: list[str] = []
+    tx_hash: str | None = None
+    executed_price: Decimal | None = None
+    amount_out: Decimal | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def chosen_quote(self) -> Quote | None:
+        return next((q for q in self.quotes if q.dex == self.chosen_dex), None)
+
+
+def status_of(event: Event) -> Status | None:
+    return STATUS_OF_EVENT[type(event)]
+
+
+def evolve(state: OrderState, event: Event) -> OrderState:
+    """The state after `event`. Raises InvalidTransition for a fact that cannot follow."""
+    new_status = status_of(event)
+    if new_status is not None and new_status not in TRANSITIONS[state.status]:
+        raise InvalidTransition(state.status, f"record {type(event).__name__} on")
+    if new_status is None and (state.status == "new" or state.is_terminal):
+        raise InvalidTransition(state.status, f"record {type(event).__name__} on")
+    changes: dict[str, object] = {"version": state.version + 1}
+    if new_status is not None:
+        changes["status"] = new_status
+    match event:
+        case OrderPending():
+            changes.update(
+                order_id=event.order_id,
+                user_id=event.user_id,
+                order_type=event.order_type,
+                token_in=event.token_in,
+                token_out=event.token_out,
+                amount=event.amount,
+                limit_price=event.limit_price,
+                slippage_tolerance=event.slippage_tolerance,
+            )
+        case OrderRouting():
+            changes.update(
+                quotes=event.quotes,
+                chosen_dex=event.chosen_dex,
+                expected_out=event.expected_out,
+                attempts=max(state.attempts, 1),
+            )
+        case OrderBuilding():
+            changes.update(min_out=event.min_out, expected_out=event.expected_out, actions=event.actions)
+        case OrderSubmitted():
+            changes.update(tx_hash=event.tx_hash)
+        case OrderConfirmed():
+            changes.update(
+                tx_hash=event.tx_hash,
+                executed_price=event.executed_price,
+                amount_out=event.amount_out,
+            )
+        case RetryScheduled():
+            changes.update(attempts=max(state.attempts, event.attempt + 1), last_error=event.error)
+        case OrderFailed():
+            changes.update(attempts=max(state.attempts, event.attempts), last_error=event.error)
+    return msgspec.structs.replace(state, **changes)
+
+
+def fold(events: Iterable[Event], state: OrderState | None = None) -> OrderState:
+    """Replay `events` from `state` (default: before the order existed)."""
+    current = state if state is not None else OrderState()
+    for event in events:
+        current = evolve(current, event)
+    return current
+
+
+def decide(state: OrderState, command: Command) -> list[Event]:
+    """The events `command` produces from `state`; raises DomainError if not allowed."""
+    match command:
+        case PlaceOrder():
+            return _place(state, command)
+        case RouteOrder():
+            return _route(state, command)
+        case BuildTransaction():
+            return _build(state)
+        case RecordSubmission():
+            _require(state, "building", "submit")
+            assert state.chosen_dex is not None
+            return [OrderSubmitted(dex=state.chosen_dex, tx_hash=command.tx_hash)]
+        case RecordConfirmation():
+            return _confirm(state, command)
+        case RecordAttemptFailure():
+            return _attempt_failed(state, command)
+        case FailOrder():
+            if state.status == "new" or state.is_terminal:
+                raise InvalidTransition(state.status, "fail")
+            return [OrderFailed(step=command.step, error=command.error, attempts=max(state.attempts, 1))]
+    raise DomainError(f"unknown command {type(command).__name__}")
+
+
+def _require(state: OrderState, status: Status, action: str) -> None:
+    if state.status != status:
+        raise InvalidTransition(state.status, action)
+
+
+def _place(state: OrderState, cmd: PlaceOrder) -> list[Event]:
+    _require(state, "new", "place")
+    return [
+        OrderPending(
+            order_id=cmd.order_id,
+            user_id=cmd.user_id,
+            order_type=cmd.order_type,
+            token_in=cmd.token_in,
+            token_out=cmd.token_out,
+            amount=cmd.amount,
+            slippage_tolerance=cmd.slippage_tolerance,
+            limit_price=cmd.limit_price,
+        )
+    ]
+
+
+def _route(state: OrderState, cmd: RouteOrder) -> list[Event]:
+    _require(state, "pending", "route")
+    if not cmd.quotes:
+        raise DomainError("cannot route without a quote")
+    quotes = [routing.with_expected_out(q, state.amount) for q in cmd.quotes]
+    best, reason = routing.choose_best(quotes, state.amount)
+    routed = OrderRouting(
+        quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason
+    )
+    if state.order_type == "limit" and state.limit_price is not None:
+        achievable = routing.net_price(best, state.amount)
+        if achievable < state.limit_price:
+            # Waiting for the price is a later capability; until then say why, clearly.
+            return [
+                routed,
+                OrderFailed(
+                    step="route",
+                    error=(
+                        f"limit price not reached: best net price {achievable:.6f} on "
+                        f"{best.dex} is below the limit {state.limit_price}"
+                    ),
+                    attempts=max(state.attempts, 1),
+                ),
+            ]
+    return [routed]
+
+
+def _build(state: OrderState) -> list[Event]:
+    _require(state, "routing", "build")
+    assert state.chosen_dex is not None and state.expected_out is not None
+    actions: list[str] = []
+    if is_native_sol(state.token_in):
+        actions.append("wrap_sol")
+    actions.append(f"swap:{state.chosen_dex}")
+    if is_native_sol(state.token_out):
+        actions.append("unwrap_sol")
+    return [
+        OrderBuilding(
+            dex=state.chosen_dex,
+            expected_out=state.expected_out,
+            min_out=routing.minimum_out(state.expected_out, state.slippage_tolerance),
+            actions=actions,
+        )
+    ]
+
+
+def _confirm(state: OrderState, cmd: RecordConfirmation) -> list[Event]:
+    _require(state, "submitted", "confirm")
+    assert state.min_out is not None
+    if cmd.amount_out < state.min_out:
+        return [
+            OrderFailed(
+                step="confirm",
+                error=(
+                    f"slippage exceeded: swap would return {cmd.amount_out} "
+                    f"{state.token_out}, below the minimum {state.min_out}"
+                ),
+                attempts=max(state.attempts, 1),
+            )
+        ]
+    return [
+        OrderConfirmed(
+            tx_hash=cmd.tx_hash, executed_price=cmd.executed_price, amount_out=cmd.amount_out
+        )
+    ]
+
+
+def _attempt_failed(state: OrderState, cmd: RecordAttemptFailure) -> list[Event]:
+    if state.status == "new" or state.is_terminal:
+        raise InvalidTransition(state.status, "retry")
+    if cmd.attempt >= cmd.max_attempts:
+        return [
+            OrderFailed(
+                step=cmd.step,
+                error=f"{cmd.error} (gave up after {cmd.attempt} attempts)",
+                attempts=cmd.attempt,
+            )
+        ]
+    return [
+        RetryScheduled(step=cmd.step, attempt=cmd.attempt, error=cmd.error, delay_ms=cmd.delay_ms)
+    ]

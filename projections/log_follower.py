@@ -1,0 +1,118 @@
+"""Follows the event log by position and hands each new batch to a handler.
+
+The handler runs inside the same transaction that advances the follower's
+checkpoint, so a Postgres-side effect is applied exactly once; an effect
+outside Postgres (XADD to Redis) must be idempotent, because a crash after it
+and before the commit replays the batch.
+
+Followers sleep until `LISTEN events` wakes them, and also poll every
+`poll_interval` seconds, so a lost notification costs latency, never an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres_event_store import read_all
+from domain.ports import RecordedEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncConnection[Any], list[RecordedEvent]], Awaitable[None]]
+
+
+async def read_checkpoint(conn: AsyncConnection[Any], name: str) -> int:
+    cur = await conn.execute("SELECT position FROM projection_checkpoints WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def write_checkpoint(conn: AsyncConnection[Any], name: str, position: int) -> None:
+    await conn.execute(
+        "INSERT INTO projection_checkpoints (name, position) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        (name, position),
+    )
+
+
+class LogFollower:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        name: str,
+        handler: Handler,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.name = name
+        self.handler = handler
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.wakeup = asyncio.Event()
+
+    async def step(self) -> int:
+        """Process one batch; returns how many events it handled."""
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                # Row lock on the checkpoint: two followers of one name never interleave.
+                await conn.execute(
+                    "INSERT INTO projection_checkpoints (name, position) VALUES (%s, 0)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (self.name,),
+                )
+                cur = await conn.execute(
+                    "SELECT position FROM projection_checkpoints WHERE name = %s FOR UPDATE",
+                    (self.name,),
+                )
+                row = await cur.fetchone()
+                after = int(row[0]) if row else 0
+                events = await read_all(conn, after, self.batch_size)
+                if not events:
+                    return 0
+                await self.handler(conn, events)
+                await write_checkpoint(conn, self.name, events[-1].position)
+                return len(events)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                handled = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("log follower %s failed; retrying", self.name)
+                await asyncio.sleep(self.poll_interval)
+                continue
+            if handled >= self.batch_size:
+                continue
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_interval)
+            except TimeoutError:
+                pass
+
+
+async def listen_for_events(database_url: str, followers: list[LogFollower]) -> None:
+    """Wake every follower on `NOTIFY events`; reconnects if the connection drops."""
+    while True:
+        try:
+            async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+                await conn.execute("LISTEN events")
+                for f in followers:  # catch up on anything committed while not listening
+                    f.wakeup.set()
+                async for _ in conn.notifies():
+                    for f in followers:
+                        f.wakeup.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("event listener lost its connection; reconnecting", exc_info=True)
+            await asyncio.sleep(1.0)

@@ -1,0 +1,80 @@
+"""Read queries over the `orders` projection, shaped for clients (camelCase).
+
+If the projection has not caught up with a just-accepted order, the view is
+folded from the log instead: the log is the truth, the table a cache of it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres_event_store import PostgresEventStore
+from domain.order import fold
+from projections.orders_projection import row_params
+
+_FIELDS = {
+    "id": "orderId",
+    "user_id": "userId",
+    "order_type": "orderType",
+    "token_in": "tokenIn",
+    "token_out": "tokenOut",
+    "amount": "amount",
+    "limit_price": "limitPrice",
+    "slippage_tolerance": "slippageTolerance",
+    "status": "status",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+    "attempts": "attempts",
+    "last_error": "lastError",
+    "chosen_dex": "chosenDex",
+    "chosen_quote": "chosenQuote",
+    "quotes": "quotes",
+    "expected_out": "expectedOut",
+    "min_out": "minOut",
+    "executed_price": "executedPrice",
+    "amount_out": "amountOut",
+    "tx_hash": "txHash",
+    "version": "version",
+}
+
+_QUOTE_KEYS = {"expected_out": "expectedOut"}
+
+
+def _client_value(key: str, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if key in {"chosen_quote", "quotes"} and value is not None:
+        if isinstance(value, str):
+            value = msgspec.json.decode(value)
+        if isinstance(value, dict):
+            return {_QUOTE_KEYS.get(k, k): v for k, v in value.items()}
+        return [{_QUOTE_KEYS.get(k, k): v for k, v in q.items()} for q in value]
+    return value
+
+
+def to_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {_FIELDS[k]: _client_value(k, row[k]) for k in _FIELDS}
+
+
+async def find_order(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], store: PostgresEventStore, order_id: str
+) -> dict[str, Any] | None:
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(f"SELECT {', '.join(_FIELDS)} FROM orders WHERE id = %s", (order_id,))
+        row = await cur.fetchone()
+    if row is not None:
+        row["id"] = str(row["id"])
+        return to_view(row)
+    history = await store.read_stream(order_id)
+    if not history:
+        return None
+    return to_view(row_params(fold(r.event for r in history), history))

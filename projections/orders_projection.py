@@ -1,0 +1,87 @@
+"""The `orders` read model (db/migrations/0002_orders_read_model.sql).
+
+For each batch it re-folds the touched orders' streams with the domain's own
+`fold` and upserts the result, so the read model is by construction what the
+log says (the property `audit` will check).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from adapters.postgres_event_store import EVENT_COLUMNS, row_to_recorded
+from domain.order import OrderState, fold
+from domain.ports import RecordedEvent
+
+NAME = "orders"
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+_UPSERT = """
+INSERT INTO orders (id, user_id, order_type, token_in, token_out, amount, limit_price,
+    slippage_tolerance, status, created_at, updated_at, attempts, last_error, chosen_dex,
+    chosen_quote, quotes, expected_out, min_out, executed_price, amount_out, tx_hash, version)
+VALUES (%(id)s, %(user_id)s, %(order_type)s, %(token_in)s, %(token_out)s, %(amount)s,
+    %(limit_price)s, %(slippage_tolerance)s, %(status)s, %(created_at)s, %(updated_at)s,
+    %(attempts)s, %(last_error)s, %(chosen_dex)s, %(chosen_quote)s::jsonb, %(quotes)s::jsonb,
+    %(expected_out)s, %(min_out)s, %(executed_price)s, %(amount_out)s, %(tx_hash)s, %(version)s)
+ON CONFLICT (id) DO UPDATE SET
+    status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, attempts = EXCLUDED.attempts,
+    last_error = EXCLUDED.last_error, chosen_dex = EXCLUDED.chosen_dex,
+    chosen_quote = EXCLUDED.chosen_quote, quotes = EXCLUDED.quotes,
+    expected_out = EXCLUDED.expected_out, min_out = EXCLUDED.min_out,
+    executed_price = EXCLUDED.executed_price, amount_out = EXCLUDED.amount_out,
+    tx_hash = EXCLUDED.tx_hash, version = EXCLUDED.version
+WHERE orders.version < EXCLUDED.version
+"""
+
+
+def row_params(state: OrderState, history: list[RecordedEvent]) -> dict[str, Any]:
+    chosen = state.chosen_quote
+    return {
+        "id": state.order_id,
+        "user_id": state.user_id,
+        "order_type": state.order_type,
+        "token_in": state.token_in,
+        "token_out": state.token_out,
+        "amount": state.amount,
+        "limit_price": state.limit_price,
+        "slippage_tolerance": state.slippage_tolerance,
+        "status": state.status,
+        "created_at": history[0].recorded_at,
+        "updated_at": history[-1].recorded_at,
+        "attempts": state.attempts,
+        "last_error": state.last_error,
+        "chosen_dex": state.chosen_dex,
+        "chosen_quote": _encoder.encode(chosen).decode() if chosen else None,
+        "quotes": _encoder.encode(state.quotes).decode() if state.quotes else None,
+        "expected_out": state.expected_out,
+        "min_out": state.min_out,
+        "executed_price": state.executed_price,
+        "amount_out": state.amount_out,
+        "tx_hash": state.tx_hash,
+        "version": state.version,
+    }
+
+
+async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -> None:
+    streams = sorted({e.stream_id for e in events})
+    upto = events[-1].position
+    cur = await conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%s) AND position <= %s"
+        " ORDER BY stream_id, version",
+        (streams, upto),
+    )
+    by_stream: dict[str, list[RecordedEvent]] = {}
+    for row in await cur.fetchall():
+        rec = row_to_recorded(row)
+        by_stream.setdefault(rec.stream_id, []).append(rec)
+    params = []
+    for history in by_stream.values():
+        state = fold(r.event for r in history)
+        params.append(row_params(state, history))
+    async with conn.cursor() as c:
+        await c.executemany(_UPSERT, params)

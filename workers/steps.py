@@ -1,0 +1,213 @@
+"""The four execution steps (route, build, submit, confirm) as async functions.
+
+Each step loads the order, does nothing if its work is already recorded (a
+redelivered message), does its I/O, then records the outcome through the pure
+`decide`. Transient failures become a `RetryScheduled` event with the delay, or
+`OrderFailed` once the attempts are used up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import msgspec
+
+from adapters.redis_limiter import ExecutionLimiter
+from domain.backoff import backoff_ms
+from domain.commands import (
+    BuildTransaction,
+    RecordAttemptFailure,
+    RecordConfirmation,
+    RecordSubmission,
+    RouteOrder,
+)
+from domain.errors import TransientError
+from domain.events import Quote, Step
+from domain.handling import handle, load
+from domain.order import OrderState
+from domain.ports import Dex, EventStore
+
+log = logging.getLogger("orderengine.steps")
+
+NEXT_STEP: dict[Step, Step | None] = {"route": "build", "build": "submit", "submit": "confirm", "confirm": None}
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the actor should do next: send a step, retry later, or wait for a slot."""
+
+    next_step: Step | None = None
+    retry_in_ms: int | None = None
+    defer_ms: int | None = None
+
+
+DONE = Outcome()
+
+
+class OrderSteps:
+    def __init__(
+        self,
+        store: EventStore,
+        dexes: dict[str, Dex],
+        limiter: ExecutionLimiter,
+        *,
+        max_attempts: int,
+        backoff_base_ms: int,
+        quote_timeout_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dexes = dexes
+        self.limiter = limiter
+        self.max_attempts = max_attempts
+        self.backoff_base_ms = backoff_base_ms
+        self.quote_timeout_s = quote_timeout_s
+        self.rng = rng or random.Random()
+        self._steps: dict[Step, Callable[[str, int], Awaitable[Outcome]]] = {
+            "route": self._route,
+            "build": self._build,
+            "submit": self._submit,
+            "confirm": self._confirm,
+        }
+
+    async def run(self, step: Step, order_id: str, attempt: int) -> Outcome:
+        try:
+            return await self._steps[step](order_id, attempt)
+        except TransientError as exc:
+            return await self._attempt_failed(step, order_id, attempt, str(exc))
+
+    async def _attempt_failed(self, step: Step, order_id: str, attempt: int, error: str) -> Outcome:
+        delay = backoff_ms(attempt, self.backoff_base_ms, jitter=self.rng.random())
+        command = RecordAttemptFailure(
+            command_id=f"{order_id}:{step}:{attempt}:failed",
+            step=step,
+            attempt=attempt,
+            max_attempts=self.max_attempts,
+            error=error,
+            delay_ms=delay,
+        )
+        state, _ = await handle(self.store, order_id, command, actor=f"worker:{step}", attempt=attempt)
+        if state.is_terminal:
+            await self._finished(state, step)
+            return DONE
+        log.warning(
+            "step failed, retrying",
+            extra={"orderId": order_id, "step": step, "attempt": attempt, "error": error, "retryInMs": delay},
+        )
+        return Outcome(retry_in_ms=delay)
+
+    async def _finished(self, state: OrderState, step: Step) -> None:
+        await self.limiter.release(state.order_id)
+        log.info(
+            "order %s",
+            state.status,
+            extra={
+                "orderId": state.order_id,
+                "userId": state.user_id,
+                "step": step,
+                "status": state.status,
+                "dex": state.chosen_dex,
+                "txHash": state.tx_hash,
+                "executedPrice": str(state.executed_price) if state.executed_price else None,
+                "attempts": state.attempts,
+                "error": state.last_error,
+            },
+        )
+
+    async def _route(self, order_id: str, attempt: int) -> Outcome:
+        state = await load(self.store, order_id)
+        if state.status != "pending":
+            return DONE
+        wait = await self.limiter.acquire(order_id)
+        if wait is not None:
+            return Outcome(defer_ms=wait if wait > 0 else 100)
+        quotes = await self._quotes(state)
+        state, _ = await handle(
+            self.store, order_id, RouteOrder(command_id=f"{order_id}:route", quotes=quotes),
+            actor="worker:route", attempt=attempt,
+        )
+        if state.is_terminal:
+            await self._finished(state, "route")
+            return DONE
+        log.info(
+            "routed",
+            extra={
+                "orderId": order_id,
+                "userId": state.user_id,
+                "step": "route",
+                "dex": state.chosen_dex,
+                "quotes": {q.dex: str(q.price) for q in state.quotes},
+                "expectedOut": str(state.expected_out),
+            },
+        )
+        return Outcome(next_step="build")
+
+    async def _quotes(self, state: OrderState) -> list[Quote]:
+        async def one(dex: Dex) -> Quote | BaseException:
+            try:
+                return await asyncio.wait_for(
+                    dex.quote(state.token_in, state.token_out, state.amount), self.quote_timeout_s
+                )
+            except (TimeoutError, TransientError) as exc:
+                return exc
+
+        results = await asyncio.gather(*(one(d) for d in self.dexes.values()))
+        quotes = [r for r in results if isinstance(r, Quote)]
+        if not quotes:
+            raise TransientError("no DEX answered with a quote: " + "; ".join(repr(r) for r in results))
+        return quotes
+
+    async def _build(self, order_id: str, attempt: int) -> Outcome:
+        state = await load(self.store, order_id)
+        if state.status != "routing":
+            return DONE
+        await self.limiter.acquire(order_id)  # renews the lease
+        await handle(
+            self.store, order_id, BuildTransaction(command_id=f"{order_id}:build"),
+            actor="worker:build", attempt=attempt,
+        )
+        return Outcome(next_step="submit")
+
+    async def _submit(self, order_id: str, attempt: int) -> Outcome:
+        state = await load(self.store, order_id)
+        if state.status != "building":
+            return DONE
+        quote, min_out = self._swap_terms(state)
+        await self.limiter.acquire(order_id)
+        tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out)
+        await handle(
+            self.store, order_id, RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash),
+            actor="worker:submit", attempt=attempt,
+        )
+        log.info("submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash})
+        return Outcome(next_step="confirm")
+
+    async def _confirm(self, order_id: str, attempt: int) -> Outcome:
+        state = await load(self.store, order_id)
+        if state.status != "submitted":
+            return DONE
+        quote, min_out = self._swap_terms(state)
+        assert state.tx_hash is not None
+        receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)
+        state, _ = await handle(
+            self.store, order_id,
+            RecordConfirmation(
+                command_id=f"{order_id}:confirm",
+                tx_hash=receipt.tx_hash,
+                executed_price=receipt.executed_price,
+                amount_out=receipt.amount_out,
+            ),
+            actor="worker:confirm", attempt=attempt,
+        )
+        await self._finished(state, "confirm")
+        return DONE
+
+    @staticmethod
+    def _swap_terms(state: OrderState) -> tuple[Quote, Decimal]:
+        quote = state.chosen_quote
+        if quote is None or state.min_out is None:
+            raise RuntimeError(f"order {state.order_id} has no route at {state.status}")
+        return quote, state.min_out
