@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     from adapters.logging_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if args.command in {"api", "worker", "scheduler"} and settings.database_url:
+        from db.migrate import apply_migrations
+
+        apply_migrations(settings.database_url)  # idempotent; serialised by an advisory lock
     try:
         return COMMANDS[args.command][0](settings)
     except KeyboardInterrupt:

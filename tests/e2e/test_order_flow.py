@@ -1,0 +1,132 @@
+"""One order through the real processes: API, Dramatiq worker, scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import httpx
+import pytest
+
+from tests.e2e.engine import Engine
+from tests.e2e.ws_client import collect
+
+pytestmark = pytest.mark.e2e
+
+LIFECYCLE = ["pending", "routing", "building", "submitted", "confirmed"]
+
+
+def test_order_goes_pending_to_confirmed_through_the_worker(engine: Engine) -> None:
+    order_id = engine.submit()
+    order = engine.wait_for_status(order_id, {"confirmed", "failed"})
+    assert order["status"] == "confirmed", order
+    assert order["txHash"] and order["executedPrice"] and order["chosenDex"] in {"raydium", "meteora"}
+    assert order["attempts"] == 1 and order["lastError"] is None
+    assert {q["dex"] for q in order["quotes"]} == {"raydium", "meteora"}
+
+
+def test_websocket_client_sees_every_status_in_order(engine: Engine) -> None:
+    async def scenario() -> tuple[list[dict[str, object]], int | None]:
+        async with httpx.AsyncClient(base_url=engine.base_url) as client:
+            response = await client.post(
+                "/api/orders/execute",
+                json={"userId": "ws", "orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 2},
+            )
+        return await collect(engine.base_url, response.json()["orderId"])
+
+    messages, close_code = anyio.run(scenario)
+    assert [m["status"] for m in messages] == LIFECYCLE
+    assert [m["version"] for m in messages] == [1, 2, 3, 4, 5]
+    routing, building, submitted, confirmed = messages[1], messages[2], messages[3], messages[4]
+    assert {q["dex"] for q in routing["details"]["quotes"]} == {"raydium", "meteora"}
+    assert all({"price", "fee", "liquidity"} <= q.keys() for q in routing["details"]["quotes"])
+    assert routing["details"]["chosenDex"] in {"raydium", "meteora"}
+    assert building["details"]["actions"][0] == "wrap_sol"
+    assert submitted["details"]["txHash"] == confirmed["details"]["txHash"]
+    assert confirmed["details"]["executedPrice"]
+    assert all(m["orderId"] == messages[0]["orderId"] and m["timestamp"] for m in messages)
+    assert close_code == 1000
+
+
+def test_late_subscriber_gets_the_full_history(engine: Engine) -> None:
+    order_id = engine.submit(tokenIn="USDC", tokenOut="SOL", amount="300")
+    engine.wait_for_status(order_id, {"confirmed"})
+    messages, close_code = anyio.run(collect, engine.base_url, order_id)
+    assert [m["status"] for m in messages] == LIFECYCLE
+    assert messages[2]["details"]["actions"] == ["swap:" + messages[1]["details"]["chosenDex"], "unwrap_sol"]
+    assert close_code == 1000
+
+
+def test_resuming_subscriber_gets_only_what_it_missed(engine: Engine) -> None:
+    order_id = engine.submit()
+    engine.wait_for_status(order_id, {"confirmed"})
+    messages, _ = anyio.run(collect, engine.base_url, order_id, 3)
+    assert [m["version"] for m in messages] == [4, 5]
+
+
+def test_websocket_rejects_bad_or_unknown_order_ids_with_1008(engine: Engine) -> None:
+    _, code = anyio.run(collect, engine.base_url, "not-a-uuid")
+    assert code == 1008
+    _, code = anyio.run(collect, engine.base_url, "00000000-0000-4000-8000-000000000000")
+    assert code == 1008
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "userId"),
+        ({"userId": "u", "orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 0}, "amount"),
+        ({"userId": "u", "orderType": "market", "tokenIn": "SOL", "tokenOut": "DOGE", "amount": 1}, "tokenOut"),
+        ({"userId": "u", "orderType": "stop", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "orderType"),
+        ({"userId": "u", "orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "limitPrice"),
+    ],
+)
+def test_bad_input_gets_400_naming_the_field_and_stores_nothing(
+    engine: Engine, database_url: str, body: dict[str, object], field: str
+) -> None:
+    before = _event_count(database_url)
+    response = httpx.post(f"{engine.base_url}/api/orders/execute", json=body, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+    assert _event_count(database_url) == before
+
+
+def test_malformed_json_gets_400(engine: Engine) -> None:
+    response = httpx.post(
+        f"{engine.base_url}/api/orders/execute", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+def test_unknown_order_is_404(engine: Engine) -> None:
+    for order_id in ("00000000-0000-4000-8000-000000000000", "nope"):
+        response = httpx.get(f"{engine.base_url}/api/orders/{order_id}")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_unmarketable_limit_order_fails_with_a_clear_reason(engine: Engine) -> None:
+    order_id = engine.submit(orderType="limit", limitPrice="100000")
+    order = engine.wait_for_status(order_id, {"confirmed", "failed"})
+    assert order["status"] == "failed"
+    assert "limit price not reached" in order["lastError"]
+
+
+def test_marketable_limit_order_executes(engine: Engine) -> None:
+    order_id = engine.submit(orderType="limit", limitPrice="100")
+    assert engine.wait_for_status(order_id, {"confirmed", "failed"})["status"] == "confirmed"
+
+
+def _event_count(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_engine_stops_cleanly_on_sigterm(start_engine: Callable[..., Engine]) -> None:
+    extra = start_engine()
+    assert extra.stop() == 0
