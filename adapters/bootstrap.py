@@ -27,7 +27,9 @@ def require_urls(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.redis_url
 
 
-def make_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[AsyncConnection[Any]]:
+def make_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int = 10
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
     """An unopened async pool of autocommit connections; `await pool.open()` on the loop that uses it."""
     database_url, _ = require_urls(settings)
     return AsyncConnectionPool(

@@ -34,7 +34,9 @@ _SUBMIT_SHARE = Decimal("0.2")
 class FailurePlan:
     """Injected swap failures, shared by every mock DEX in one process."""
 
-    def __init__(self, rate: Decimal = Decimal(0), first_n: int = 0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, rate: Decimal = Decimal(0), first_n: int = 0, rng: random.Random | None = None
+    ) -> None:
         self.rate = rate
         self._remaining = first_n
         self._rng = rng or random.Random()
@@ -88,7 +90,7 @@ class MockDex:
         reserve_in = self.pool_usd * depth / 2 / TOKENS[token_in].reference_usd
         return Quote(
             dex=self.name,
-            price=(base * (self.band_low + r * self.band_width)).quantize(Decimal("1e-12")),
+            price=base * (self.band_low + r * self.band_width),
             fee=self.fee,
             liquidity=reserve_in.quantize(Decimal("1e-6")),
         )
@@ -112,7 +114,9 @@ class MockDex:
             amount_out=out,
         )
 
-    async def execute_swap(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
+    async def execute_swap(
+        self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal
+    ) -> SwapReceipt:
         """The brief's `executeSwap`: submit and wait for the settlement (2–3 s)."""
         tx_hash = await self.submit(order_id, quote, amount, min_out)
         return await self.confirm(tx_hash, quote, amount, min_out)
@@ -130,13 +134,21 @@ def _unit(tx_hash: str, purpose: str) -> str:
 
 def raydium(**kwargs: object) -> MockDex:
     return MockDex(
-        "raydium", band_low=Decimal("0.98"), band_width=Decimal("0.04"),
-        fee=Decimal("0.003"), pool_usd=Decimal(8_000_000), **kwargs,  # type: ignore[arg-type]
+        "raydium",
+        band_low=Decimal("0.98"),
+        band_width=Decimal("0.04"),
+        fee=Decimal("0.003"),
+        pool_usd=Decimal(8_000_000),
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
 def meteora(**kwargs: object) -> MockDex:
     return MockDex(
-        "meteora", band_low=Decimal("0.97"), band_width=Decimal("0.05"),
-        fee=Decimal("0.002"), pool_usd=Decimal(5_000_000), **kwargs,  # type: ignore[arg-type]
+        "meteora",
+        band_low=Decimal("0.97"),
+        band_width=Decimal("0.05"),
+        fee=Decimal("0.002"),
+        pool_usd=Decimal(5_000_000),
+        **kwargs,  # type: ignore[arg-type]
     )

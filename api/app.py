@@ -26,10 +26,10 @@ from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings, load_settings
 from api.order_request import RequestError, parse_order_request
 from api.order_stream import stream_order
-from projections.order_views import find_order
 from domain.commands import PlaceOrder
 from domain.errors import DomainError, OrderNotFound
 from domain.handling import handle
+from projections.order_views import find_order
 from workers.actors import OrderActors
 from workers.broker import make_broker
 
@@ -165,4 +165,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: _internal,
         },
         debug=False,
+        logging_config=None,  # keep the process-wide logging set up by the CLI
     )

@@ -1,8 +1,8 @@
 """`orderengine`: run the engine or one of its processes, and apply migrations.
 
-    orderengine run          everything (embedded Postgres/Valkey unless URLs are set)
-    orderengine migrate      apply database migrations and exit
-    orderengine api|worker|scheduler   one process, for containers and the supervisor
+orderengine run          everything (embedded Postgres/Valkey unless URLs are set)
+orderengine migrate      apply database migrations and exit
+orderengine api|worker|scheduler   one process, for containers and the supervisor
 """
 
 from __future__ import annotations

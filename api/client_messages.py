@@ -75,7 +75,12 @@ def event_details(event: Event) -> dict[str, Any]:
                 "amountOut": _num(event.amount_out),
             }
         case RetryScheduled():
-            return {"step": event.step, "attempt": event.attempt, "error": event.error, "retryInMs": event.delay_ms}
+            return {
+                "step": event.step,
+                "attempt": event.attempt,
+                "error": event.error,
+                "retryInMs": event.delay_ms,
+            }
         case OrderFailed():
             return {"step": event.step, "error": event.error, "attempts": event.attempts}
     return msgspec.to_builtins(event)  # type: ignore[no-any-return]

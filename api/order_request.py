@@ -49,7 +49,11 @@ def parse_order_request(body: bytes, *, max_slippage: Decimal, default_slippage:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        for pattern, code in ((_MISSING, "missing_field"), (_UNKNOWN, "unknown_field"), (_AT_FIELD, "invalid_field")):
+        for pattern, code in (
+            (_MISSING, "missing_field"),
+            (_UNKNOWN, "unknown_field"),
+            (_AT_FIELD, "invalid_field"),
+        ):
             match = pattern.search(text)
             if match:
                 raise RequestError(_humanise(text), field=match.group(1), code=code) from None
@@ -88,7 +92,9 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
     if r.slippageTolerance is not None:
         s = r.slippageTolerance
         if not s.is_finite() or s < 0 or s > max_slippage:
-            raise RequestError(f"slippageTolerance must be between 0 and {max_slippage}", field="slippageTolerance")
+            raise RequestError(
+                f"slippageTolerance must be between 0 and {max_slippage}", field="slippageTolerance"
+            )
 
 
 def _positive(field: str, value: Decimal) -> None:

@@ -80,4 +80,6 @@ async def _pump(socket: Any, state: State, order_id: str, from_version: int) -> 
 
 
 def _message(order_id: str, fields: dict[str, str]) -> dict[str, Any]:
-    return client_message(order_id, int(fields["version"]), decode_event(fields["event"]), fields["recorded_at"])
+    return client_message(
+        order_id, int(fields["version"]), decode_event(fields["event"]), fields["recorded_at"]
+    )

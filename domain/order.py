@@ -207,9 +207,7 @@ def _route(state: OrderState, cmd: RouteOrder) -> list[Event]:
         raise DomainError("cannot route without a quote")
     quotes = [routing.with_expected_out(q, state.amount) for q in cmd.quotes]
     best, reason = routing.choose_best(quotes, state.amount)
-    routed = OrderRouting(
-        quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason
-    )
+    routed = OrderRouting(quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason)
     if state.order_type == "limit" and state.limit_price is not None:
         achievable = routing.net_price(best, state.amount)
         if achievable < state.limit_price:
@@ -250,6 +248,8 @@ def _build(state: OrderState) -> list[Event]:
 def _confirm(state: OrderState, cmd: RecordConfirmation) -> list[Event]:
     _require(state, "submitted", "confirm")
     assert state.min_out is not None
+    if cmd.tx_hash != state.tx_hash:
+        raise DomainError(f"confirmation is for {cmd.tx_hash}, but the order submitted {state.tx_hash}")
     if cmd.amount_out < state.min_out:
         return [
             OrderFailed(
@@ -261,24 +261,20 @@ def _confirm(state: OrderState, cmd: RecordConfirmation) -> list[Event]:
                 attempts=max(state.attempts, 1),
             )
         ]
-    return [
-        OrderConfirmed(
-            tx_hash=cmd.tx_hash, executed_price=cmd.executed_price, amount_out=cmd.amount_out
-        )
-    ]
+    return [OrderConfirmed(tx_hash=cmd.tx_hash, executed_price=cmd.executed_price, amount_out=cmd.amount_out)]
 
 
 def _attempt_failed(state: OrderState, cmd: RecordAttemptFailure) -> list[Event]:
     if state.status == "new" or state.is_terminal:
         raise InvalidTransition(state.status, "retry")
     if cmd.attempt >= cmd.max_attempts:
+        # A message redelivered after an infrastructure error can arrive with a higher
+        # attempt number; the order still records no more than the configured maximum.
         return [
             OrderFailed(
                 step=cmd.step,
-                error=f"{cmd.error} (gave up after {cmd.attempt} attempts)",
-                attempts=cmd.attempt,
+                error=f"{cmd.error} (gave up after {cmd.max_attempts} attempts)",
+                attempts=cmd.max_attempts,
             )
         ]
-    return [
-        RetryScheduled(step=cmd.step, attempt=cmd.attempt, error=cmd.error, delay_ms=cmd.delay_ms)
-    ]
+    return [RetryScheduled(step=cmd.step, attempt=cmd.attempt, error=cmd.error, delay_ms=cmd.delay_ms)]

@@ -64,9 +64,7 @@ class Dex(Protocol):
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote: ...
 
-    async def submit(
-        self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal
-    ) -> str:
+    async def submit(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> str:
         """Send the swap; returns its transaction hash."""
         ...
 

@@ -8,7 +8,7 @@ better headline price.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 import msgspec
 
@@ -16,15 +16,18 @@ from domain.events import Quote
 
 # Outputs are kept to 12 decimal places: finer than any SPL token's decimals.
 _QUANTUM = Decimal("1e-12")
+# Enough digits for 12 decimals on outputs up to 1e40 (a trillion SOL in BONK is ~1e22).
+_PRECISION = 60
 
 
 def expected_out(quote: Quote, amount: Decimal) -> Decimal:
     """tokenOut received for `amount` tokenIn after the fee and the price impact."""
-    effective_in = amount * (1 - quote.fee)
     if quote.liquidity <= 0:
         return Decimal(0)
-    out = quote.price * effective_in * quote.liquidity / (quote.liquidity + effective_in)
-    return out.quantize(_QUANTUM, rounding=ROUND_DOWN)
+    with localcontext(prec=_PRECISION):
+        effective_in = amount * (1 - quote.fee)
+        out = quote.price * effective_in * quote.liquidity / (quote.liquidity + effective_in)
+        return out.quantize(_QUANTUM, rounding=ROUND_DOWN)
 
 
 def with_expected_out(quote: Quote, amount: Decimal) -> Quote:
@@ -58,4 +61,5 @@ def net_price(quote: Quote, amount: Decimal) -> Decimal:
 
 def minimum_out(expected: Decimal, slippage_tolerance: Decimal) -> Decimal:
     """The least output the swap may accept: `expected * (1 - slippage)`, rounded down."""
-    return (expected * (1 - slippage_tolerance)).quantize(_QUANTUM, rounding=ROUND_DOWN)
+    with localcontext(prec=_PRECISION):
+        return (expected * (1 - slippage_tolerance)).quantize(_QUANTUM, rounding=ROUND_DOWN)

@@ -12,7 +12,9 @@ T = TypeVar("T")
 _pause = threading.Event()
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, interval: float = 0.05, what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T | None], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Call `check` until it returns something truthy; AssertionError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -34,7 +34,9 @@ async def run_scheduler_async(settings: Settings) -> None:
     ]
 
     async def heartbeat() -> None:
-        await redis.set(f"{settings.redis_prefix}:heartbeat:scheduler", str(time.time()), ex=HEARTBEAT_SECONDS * 3)
+        await redis.set(
+            f"{settings.redis_prefix}:heartbeat:scheduler", str(time.time()), ex=HEARTBEAT_SECONDS * 3
+        )
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler()

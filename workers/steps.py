@@ -33,8 +33,6 @@ from domain.ports import Dex, EventStore
 
 log = logging.getLogger("orderengine.steps")
 
-NEXT_STEP: dict[Step, Step | None] = {"route": "build", "build": "submit", "submit": "confirm", "confirm": None}
-
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the actor should do next: send a step, retry later, or wait for a slot."""
@@ -126,8 +124,11 @@ class OrderSteps:
             return Outcome(defer_ms=wait if wait > 0 else 100)
         quotes = await self._quotes(state)
         state, _ = await handle(
-            self.store, order_id, RouteOrder(command_id=f"{order_id}:route", quotes=quotes),
-            actor="worker:route", attempt=attempt,
+            self.store,
+            order_id,
+            RouteOrder(command_id=f"{order_id}:route", quotes=quotes),
+            actor="worker:route",
+            attempt=attempt,
         )
         if state.is_terminal:
             await self._finished(state, "route")
@@ -166,8 +167,11 @@ class OrderSteps:
             return DONE
         await self.limiter.acquire(order_id)  # renews the lease
         await handle(
-            self.store, order_id, BuildTransaction(command_id=f"{order_id}:build"),
-            actor="worker:build", attempt=attempt,
+            self.store,
+            order_id,
+            BuildTransaction(command_id=f"{order_id}:build"),
+            actor="worker:build",
+            attempt=attempt,
         )
         return Outcome(next_step="submit")
 
@@ -179,10 +183,15 @@ class OrderSteps:
         await self.limiter.acquire(order_id)
         tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out)
         await handle(
-            self.store, order_id, RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash),
-            actor="worker:submit", attempt=attempt,
+            self.store,
+            order_id,
+            RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash),
+            actor="worker:submit",
+            attempt=attempt,
         )
-        log.info("submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash})
+        log.info(
+            "submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash}
+        )
         return Outcome(next_step="confirm")
 
     async def _confirm(self, order_id: str, attempt: int) -> Outcome:
@@ -193,14 +202,16 @@ class OrderSteps:
         assert state.tx_hash is not None
         receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)
         state, _ = await handle(
-            self.store, order_id,
+            self.store,
+            order_id,
             RecordConfirmation(
                 command_id=f"{order_id}:confirm",
                 tx_hash=receipt.tx_hash,
                 executed_price=receipt.executed_price,
                 amount_out=receipt.amount_out,
             ),
-            actor="worker:confirm", attempt=attempt,
+            actor="worker:confirm",
+            attempt=attempt,
         )
         await self._finished(state, "confirm")
         return DONE

@@ -50,7 +50,11 @@ class Engine:
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run"], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "api.cli", "run"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         proc = self.proc
 

@@ -30,7 +30,13 @@ def test_websocket_client_sees_every_status_in_order(engine: Engine) -> None:
         async with httpx.AsyncClient(base_url=engine.base_url) as client:
             response = await client.post(
                 "/api/orders/execute",
-                json={"userId": "ws", "orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 2},
+                json={
+                    "userId": "ws",
+                    "orderType": "market",
+                    "tokenIn": "SOL",
+                    "tokenOut": "USDC",
+                    "amount": 2,
+                },
             )
         return await collect(engine.base_url, response.json()["orderId"])
 
@@ -76,9 +82,18 @@ def test_websocket_rejects_bad_or_unknown_order_ids_with_1008(engine: Engine) ->
     [
         ({"orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "userId"),
         ({"userId": "u", "orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 0}, "amount"),
-        ({"userId": "u", "orderType": "market", "tokenIn": "SOL", "tokenOut": "DOGE", "amount": 1}, "tokenOut"),
-        ({"userId": "u", "orderType": "stop", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "orderType"),
-        ({"userId": "u", "orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1}, "limitPrice"),
+        (
+            {"userId": "u", "orderType": "market", "tokenIn": "SOL", "tokenOut": "DOGE", "amount": 1},
+            "tokenOut",
+        ),
+        (
+            {"userId": "u", "orderType": "stop", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1},
+            "orderType",
+        ),
+        (
+            {"userId": "u", "orderType": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": 1},
+            "limitPrice",
+        ),
     ],
 )
 def test_bad_input_gets_400_naming_the_field_and_stores_nothing(
@@ -93,7 +108,9 @@ def test_bad_input_gets_400_naming_the_field_and_stores_nothing(
 
 def test_malformed_json_gets_400(engine: Engine) -> None:
     response = httpx.post(
-        f"{engine.base_url}/api/orders/execute", content=b"{not json", headers={"content-type": "application/json"}
+        f"{engine.base_url}/api/orders/execute",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"

@@ -31,7 +31,12 @@ def test_failure_on_first_attempt_is_retried_then_succeeds(
     assert order["attempts"] == 2
     types = [t for t, _, _ in _history(database_url, order_id)]
     assert types == [
-        "OrderPending", "OrderRouting", "OrderBuilding", "RetryScheduled", "OrderSubmitted", "OrderConfirmed",
+        "OrderPending",
+        "OrderRouting",
+        "OrderBuilding",
+        "RetryScheduled",
+        "OrderSubmitted",
+        "OrderConfirmed",
     ]
     retry = _history(database_url, order_id)[3][1]
     assert retry["step"] == "submit" and retry["attempt"] == 1 and int(retry["delay_ms"]) >= 50  # type: ignore[call-overload]
@@ -68,7 +73,9 @@ def test_simultaneous_orders_never_exceed_the_concurrency_limit(
         started = next(at for t, _, at in history if t == "OrderRouting")
         intervals.append((started, history[-1][2]))
     # The most orders between routing and their end at any instant.
-    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    edges = sorted(
+        [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1])
+    )
     level = peak = 0
     for _, step in edges:
         level += step

@@ -8,7 +8,9 @@ from typing import Any
 import websockets
 
 
-async def collect(base_url: str, order_id: str, from_version: int | None = None, timeout: float = 30) -> tuple[list[dict[str, Any]], int | None]:
+async def collect(
+    base_url: str, order_id: str, from_version: int | None = None, timeout: float = 30
+) -> tuple[list[dict[str, Any]], int | None]:
     """All messages for the order, and the close code."""
     import anyio
 

@@ -93,7 +93,9 @@ async def test_handle_decides_again_after_a_conflict(store: PostgresEventStore) 
     assert (await load(store, oid)).version == 3
 
 
-async def test_migrations_are_idempotent(database_url: str, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+async def test_migrations_are_idempotent(
+    database_url: str, pool: AsyncConnectionPool[AsyncConnection[Any]]
+) -> None:
     from db.migrate import apply_migrations
 
     assert apply_migrations(database_url) == []

@@ -1,0 +1,193 @@
+"""`orderengine run`: the one process `./scripts/run.sh` ends in.
+
+Starts embedded Postgres and Valkey unless both URLs are configured, applies the
+migrations, runs the API, the worker and the scheduler as child processes, and on
+Ctrl-C or SIGTERM stops them (SIGTERM, SIGKILL after a grace period), then the
+servers it started. Exit code: 0 after a requested stop (SIGINT or SIGTERM), 1 when
+a child dies, the API never becomes healthy, or the data folder is in use.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from types import FrameType
+
+from adapters.embedded_servers import EmbeddedServers, EmbeddedServersError
+from adapters.settings import REPO_ROOT, Settings
+
+PROCESSES = ("api", "worker", "scheduler")
+READY_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+_POLL_S = 0.1
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class _StopRequest:
+    """Signal handler that only records: the first signal asks for a clean stop, a second for a fast one."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            print(
+                f"\nStopping the order engine ({signal.Signals(signum).name})...", file=sys.stderr, flush=True
+            )
+        elif self.count == 2:
+            print("Second signal: killing the engine processes now.", file=sys.stderr, flush=True)
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    @property
+    def forced(self) -> bool:
+        return self.count > 1
+
+
+def run_engine(settings: Settings) -> int:
+    """Run the whole engine in the foreground until a signal or a failure; returns the exit code."""
+    stop = _StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    servers: EmbeddedServers | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        database_url, redis_url = settings.database_url, settings.redis_url
+        if database_url is None or redis_url is None:
+            # persist=True: Valkey holds the Dramatiq queues, which should survive a restart.
+            servers = EmbeddedServers(settings.data_dir, persist=True)
+            embedded_database_url, embedded_redis_url = servers.start()
+            database_url = database_url or embedded_database_url
+            redis_url = redis_url or embedded_redis_url
+            print(f"Embedded Postgres and Valkey running (data in {servers.data_dir})", flush=True)
+
+        from db.migrate import apply_migrations
+
+        applied = apply_migrations(database_url)
+        if applied:
+            print("Applied migrations: " + ", ".join(applied), flush=True)
+        if stop.requested:
+            return 0
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        for name in PROCESSES:
+            children[name] = _spawn(name, env)
+        return _supervise(settings, children, stop)
+    except EmbeddedServersError as exc:
+        print(f"orderengine: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_children(children, stop)
+        if servers is not None:
+            servers.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if stop.requested:
+            print("Order engine stopped.", file=sys.stderr, flush=True)
+
+
+def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A process group of its own: the terminal's Ctrl-C reaches only the supervisor, so each
+    # child is asked to stop once (by the supervisor), not twice (by the terminal too).
+    preexec = _die_with_parent(os.getpid()) if sys.platform == "linux" else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", name], env=env, cwd=REPO_ROOT, process_group=0, preexec_fn=preexec
+    )
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGTERM if the supervisor is killed outright (-9, OOM).
+
+    Without it the children would run on as orphans holding the API port, and the
+    next `run.sh` would fail to bind it.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork, called after
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+def _supervise(settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest) -> int:
+    """Wait for /healthz, announce readiness, then watch the children until a stop is requested."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    authority = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    ready = False
+    while not stop.requested:
+        for name, child in children.items():
+            code = child.poll()
+            if code is not None:
+                how = (
+                    f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+                )
+                print(
+                    f"orderengine: the {name} process {how} unexpectedly; stopping the others",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+        if not ready:
+            if _healthy(f"http://{authority}/healthz"):
+                ready = True
+                print(
+                    f"Order engine ready: API http://{authority}  (WebSocket ws://{authority}/ws?orderId=...)",
+                    flush=True,
+                )
+            elif time.monotonic() > deadline:
+                print(
+                    f"orderengine: no 200 from GET /healthz within {READY_TIMEOUT_S:.0f} s; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+        time.sleep(_POLL_S)
+    return 0
+
+
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never proxy localhost
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with _NO_PROXY_OPENER.open(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest) -> None:
+    """SIGTERM each child's process group, wait up to STOP_GRACE_S, then SIGKILL what is left."""
+    running = {name: child for name, child in children.items() if child.poll() is None}
+    _signal_groups(running.values(), signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while any(child.poll() is None for child in running.values()) and not stop.forced:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    stragglers = {name: child for name, child in running.items() if child.poll() is None}
+    if stragglers:
+        print(f"orderengine: killing {', '.join(stragglers)} (still running)", file=sys.stderr, flush=True)
+        _signal_groups(stragglers.values(), signal.SIGKILL)
+    for child in running.values():
+        child.wait()
+
+
+def _signal_groups(children: Iterable[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
+    # The whole group, so processes a child forked (e.g. worker processes) are reached too.
+    for child in children:
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            pass
