@@ -9,6 +9,7 @@ The connection closes with 1000 after a terminal event, 1008 on bad parameters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -25,10 +26,24 @@ from projections.redis_relay import order_stream_key
 
 log = logging.getLogger("orderengine.ws")
 
-BLOCK_MS = 5_000
+# Below redis-py 8's default 5 s socket timeout, which would otherwise end an idle
+# subscription with a TimeoutError while its order waits (e.g. for a rate-limit slot).
+BLOCK_MS = 2_000
 
 
 async def stream_order(socket: Any, state: State) -> None:
+    try:
+        await _stream_order(socket, state)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        # Litestar would close with 4500 and log nothing; say what broke, close with 1011.
+        log.exception("websocket stream failed", extra={"path": str(socket.url)})
+        with contextlib.suppress(Exception):
+            await socket.close(code=1011, reason="internal error")
+
+
+async def _stream_order(socket: Any, state: State) -> None:
     await socket.accept()
     raw_id = socket.query_params.get("orderId")
     try:

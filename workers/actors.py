@@ -61,6 +61,16 @@ class ThreadRuntime:
     def run(self, step: Step, order_id: str, attempt: int) -> Outcome:
         return self.runner.run(self.steps.run(step, order_id, attempt))
 
+    def close(self) -> None:
+        """Close the clients on their own loop; call once the thread is done with it."""
+
+        async def close_clients() -> None:
+            await self.redis.aclose()
+            await self.pool.close()
+
+        self.runner.run(close_clients())
+        self.runner.close()
+
 
 class OrderActors:
     """Declares the actors on `broker`; in a worker they execute the steps."""
@@ -69,7 +79,8 @@ class OrderActors:
         self.settings = settings
         self._local = threading.local()
         self._dexes: dict[str, Dex] | None = None
-        self._dexes_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._runtimes: list[ThreadRuntime] = []
         self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         for step in STEPS:
             self.actors[step] = dramatiq.actor(
@@ -82,12 +93,22 @@ class OrderActors:
     def _runtime(self) -> ThreadRuntime:
         runtime: ThreadRuntime | None = getattr(self._local, "runtime", None)
         if runtime is None:
-            with self._dexes_lock:  # one set of DEX clients (and failure plan) per process
+            with self._lock:  # one set of DEX clients (and failure plan) per process
                 if self._dexes is None:
                     self._dexes = make_dexes(self.settings)
-            runtime = ThreadRuntime(self.settings, self._dexes)
+                runtime = ThreadRuntime(self.settings, self._dexes)
+                self._runtimes.append(runtime)
             self._local.runtime = runtime
         return runtime
+
+    def close(self) -> None:
+        """Release every worker thread's connections (after the worker has stopped)."""
+        for runtime in self._runtimes:
+            try:
+                runtime.close()
+            except Exception:
+                log.warning("closing a worker thread's clients failed", exc_info=True)
+        self._runtimes.clear()
 
     def _actor_fn(self, step: Step):  # type: ignore[no-untyped-def]
         def execute(order_id: str) -> None:

@@ -17,7 +17,7 @@ log = logging.getLogger("orderengine.worker")
 
 def run_worker(settings: Settings) -> int:
     broker = make_broker(settings)
-    OrderActors(broker, settings)
+    actors = OrderActors(broker, settings)
     worker = dramatiq.Worker(
         broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_idle_ms
     )
@@ -30,5 +30,6 @@ def run_worker(settings: Settings) -> int:
         pass
     log.info("worker stopping")
     worker.stop(timeout=10_000)
+    actors.close()
     broker.close()
     return 0

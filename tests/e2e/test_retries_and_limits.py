@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 
+import anyio
 import psycopg
 import pytest
+import websockets
 
 from tests.e2e.engine import Engine
 
@@ -82,3 +85,27 @@ def test_simultaneous_orders_never_exceed_the_concurrency_limit(
         peak = max(peak, level)
     assert peak <= 2
     assert peak == 2  # the limit was actually reached, so the check above meant something
+
+
+def test_start_rate_limit_holds_orders_pending_and_subscribers_stay_connected(
+    start_engine: Callable[..., Engine],
+) -> None:
+    engine = start_engine(ORDER_PROCESSOR_RATE="1")
+    first = engine.submit(userId="rate-1")
+    assert engine.wait_for_status(first, {"confirmed", "failed"})["status"] == "confirmed"
+    second = engine.submit(userId="rate-2")
+
+    async def watch() -> list[dict[str, object]]:
+        url = engine.base_url.replace("http://", "ws://") + f"/ws?orderId={second}"
+        received: list[dict[str, object]] = []
+        async with websockets.connect(url) as ws:
+            # Longer than Redis's 5 s client timeout: the quiet subscription must survive it.
+            with anyio.move_on_after(6.5):
+                async for raw in ws:
+                    received.append(json.loads(raw))
+            assert ws.close_code is None, f"closed with {ws.close_code} {ws.close_reason}"
+        return received
+
+    received = anyio.run(watch)
+    assert [m["status"] for m in received] == ["pending"]
+    assert engine.order(second)["status"] == "pending"  # the minute's one start is used up
