@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -96,7 +97,7 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
         limit_price=body.limitPrice,
         slippage_tolerance=body.slippageTolerance or settings.default_slippage,
     )
-    await handle(state.store, order_id, command, actor="api")
+    await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
     actors: OrderActors = state.actors
     await anyio.to_thread.run_sync(partial(actors.send, "route", order_id))
     log.info(

@@ -17,12 +17,18 @@ from domain.events import Event, Quote
 
 
 class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Why an event was written: the order it belongs to, what caused it, who wrote it."""
+    """Why an event was written: the order it belongs to, what caused it, who wrote it.
+
+    `causation_id` is the id of the command that produced the event: it is how a
+    redelivered command is recognised. `issued_at` is when the writer decided it
+    (the `recorded_at` column is when Postgres stored it).
+    """
 
     correlation_id: str
     causation_id: str
     actor: str
     attempt: int | None = None
+    issued_at: datetime | None = None
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):

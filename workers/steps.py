@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
@@ -20,6 +21,7 @@ from adapters.redis_limiter import ExecutionLimiter
 from domain.backoff import backoff_ms
 from domain.commands import (
     BuildTransaction,
+    Command,
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
@@ -87,7 +89,7 @@ class OrderSteps:
             error=error,
             delay_ms=delay,
         )
-        state, _ = await handle(self.store, order_id, command, actor=f"worker:{step}", attempt=attempt)
+        state = await self._record(step, order_id, command, attempt)
         if state.is_terminal:
             await self._finished(state, step)
             return DONE
@@ -96,6 +98,17 @@ class OrderSteps:
             extra={"orderId": order_id, "step": step, "attempt": attempt, "error": error, "retryInMs": delay},
         )
         return Outcome(retry_in_ms=delay)
+
+    async def _record(self, step: Step, order_id: str, command: Command, attempt: int) -> OrderState:
+        state, _ = await handle(
+            self.store,
+            order_id,
+            command,
+            actor=f"worker:{step}",
+            attempt=attempt,
+            issued_at=datetime.now(UTC),
+        )
+        return state
 
     async def _finished(self, state: OrderState, step: Step) -> None:
         await self.limiter.release(state.order_id)
@@ -123,12 +136,8 @@ class OrderSteps:
         if wait is not None:
             return Outcome(defer_ms=wait if wait > 0 else 100)
         quotes = await self._quotes(state)
-        state, _ = await handle(
-            self.store,
-            order_id,
-            RouteOrder(command_id=f"{order_id}:route", quotes=quotes),
-            actor="worker:route",
-            attempt=attempt,
+        state = await self._record(
+            "route", order_id, RouteOrder(command_id=f"{order_id}:route", quotes=quotes), attempt
         )
         if state.is_terminal:
             await self._finished(state, "route")
@@ -166,13 +175,7 @@ class OrderSteps:
         if state.status != "routing":
             return DONE
         await self.limiter.acquire(order_id)  # renews the lease
-        await handle(
-            self.store,
-            order_id,
-            BuildTransaction(command_id=f"{order_id}:build"),
-            actor="worker:build",
-            attempt=attempt,
-        )
+        await self._record("build", order_id, BuildTransaction(command_id=f"{order_id}:build"), attempt)
         return Outcome(next_step="submit")
 
     async def _submit(self, order_id: str, attempt: int) -> Outcome:
@@ -182,12 +185,8 @@ class OrderSteps:
         quote, min_out = self._swap_terms(state)
         await self.limiter.acquire(order_id)
         tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out)
-        await handle(
-            self.store,
-            order_id,
-            RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash),
-            actor="worker:submit",
-            attempt=attempt,
+        await self._record(
+            "submit", order_id, RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash), attempt
         )
         log.info(
             "submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash}
@@ -201,8 +200,8 @@ class OrderSteps:
         quote, min_out = self._swap_terms(state)
         assert state.tx_hash is not None
         receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)
-        state, _ = await handle(
-            self.store,
+        state = await self._record(
+            "confirm",
             order_id,
             RecordConfirmation(
                 command_id=f"{order_id}:confirm",
@@ -210,8 +209,7 @@ class OrderSteps:
                 executed_price=receipt.executed_price,
                 amount_out=receipt.amount_out,
             ),
-            actor="worker:confirm",
-            attempt=attempt,
+            attempt,
         )
         await self._finished(state, "confirm")
         return DONE
