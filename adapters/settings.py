@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_slippage: Decimal = Decimal("0.01")
     max_slippage: Decimal = Decimal("0.5")
     quote_timeout_ms: int = 2000
+    # Retention of the Redis streams; Postgres keeps everything, and subscribers
+    # read history from Postgres, so trimming never loses an event.
+    stream_maxlen: int = 100_000
+    order_stream_ttl_s: int = 86_400
 
     def __repr__(self) -> str:  # never print the wallet key
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -132,6 +136,8 @@ _ENV: dict[str, tuple[str, object]] = {
     "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
     "MAX_SLIPPAGE": ("max_slippage", _decimal),
     "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
+    "STREAM_MAXLEN": ("stream_maxlen", int),
+    "ORDER_STREAM_TTL_S": ("order_stream_ttl_s", int),
 }
 
 
@@ -174,6 +180,8 @@ def _check(s: Settings) -> None:
         problems.append("need 0 <= DEFAULT_SLIPPAGE <= MAX_SLIPPAGE < 1")
     if s.worker_processes < 1 or s.worker_threads < 1:
         problems.append("WORKER_PROCESSES and WORKER_THREADS must be at least 1")
+    if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
+        problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
     if s.log_format not in {"console", "json"}:
         problems.append("LOG_FORMAT must be console or json")
     if s.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

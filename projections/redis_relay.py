@@ -3,12 +3,15 @@
 Redis is fed from the log, never written beside it in the command path, so a
 Redis outage delays events and loses none. Layout (also in docs/architecture.md):
 
-- `{prefix}:order:{order_id}`: one stream per order; entry id `{version}-0`.
-- `{prefix}:orders`: every order's events; entry id `{position}-0`.
+- `{prefix}:order:{order_id}`: one stream per order; entry id `{version}-0`;
+  expires `order_stream_ttl_s` after the order's final event.
+- `{prefix}:orders`: every order's events; entry id `{position}-0`; trimmed to
+  about `stream_maxlen` entries.
 
 Entry ids are the log's own numbers, so replaying a batch after a crash is
 harmless: Redis refuses an id that is not above the stream's last one, and the
-relay treats that refusal as "already published".
+relay treats that refusal as "already published". Trimming loses nothing:
+subscribers read history from Postgres and only live entries from Redis.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from psycopg import AsyncConnection
 from redis.exceptions import ResponseError
 
 from domain.events import encode_event
-from domain.order import status_of
+from domain.order import TERMINAL, status_of
 from domain.ports import RecordedEvent
 
 NAME = "redis_relay"
@@ -50,20 +53,39 @@ def entry_fields(e: RecordedEvent) -> dict[str, str]:
     }
 
 
+def _already_published(result: object) -> bool:
+    return isinstance(result, ResponseError) and "equal or smaller" in str(result)
+
+
 class RedisRelay:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        *,
+        stream_maxlen: int = 100_000,
+        order_stream_ttl_s: int = 86_400,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        self.stream_maxlen = stream_maxlen
+        self.order_stream_ttl_s = order_stream_ttl_s
 
     async def __call__(self, conn: AsyncConnection[Any], events: list[RecordedEvent]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for e in events:
             fields = entry_fields(e)
-            pipe.xadd(order_stream_key(self.prefix, e.stream_id), fields, id=f"{e.version}-0")  # type: ignore[arg-type]
-            pipe.xadd(all_orders_key(self.prefix), fields, id=f"{e.position}-0")  # type: ignore[arg-type]
-        results = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
-                raise result
-            if isinstance(result, Exception) and not isinstance(result, ResponseError):
+            order_key = order_stream_key(self.prefix, e.stream_id)
+            pipe.xadd(order_key, fields, id=f"{e.version}-0")  # type: ignore[arg-type]
+            if fields["status"] in TERMINAL:
+                pipe.expire(order_key, self.order_stream_ttl_s)
+            pipe.xadd(
+                all_orders_key(self.prefix),
+                fields,  # type: ignore[arg-type]
+                id=f"{e.position}-0",
+                maxlen=self.stream_maxlen,
+                approximate=True,
+            )
+        for result in await pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and not _already_published(result):
                 raise result

@@ -1,7 +1,9 @@
 """The scheduler process: the log followers and the periodic jobs.
 
-Runs, once per deployment: the outbox relay (log → Redis streams), the `orders`
-projection, the NOTIFY listener that wakes them, and APScheduler jobs.
+Runs the outbox relay (log → Redis streams), the `orders` projection and the
+NOTIFY listener that wakes them, in one scheduler per deployment at a time (an
+advisory lock; a second scheduler stands by and takes over when the first
+dies), and APScheduler jobs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.settings import Settings
 from projections import orders_projection, redis_relay
 from projections.log_follower import LogFollower, listen_for_events
+from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 
 log = logging.getLogger("orderengine.scheduler")
 
@@ -30,7 +33,16 @@ async def run_scheduler_async(settings: Settings) -> None:
     redis = make_redis(settings)
     followers = [
         LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch),
-        LogFollower(pool, redis_relay.NAME, redis_relay.RedisRelay(redis, settings.redis_prefix)),
+        LogFollower(
+            pool,
+            redis_relay.NAME,
+            redis_relay.RedisRelay(
+                redis,
+                settings.redis_prefix,
+                stream_maxlen=settings.stream_maxlen,
+                order_stream_ttl_s=settings.order_stream_ttl_s,
+            ),
+        ),
     ]
 
     async def heartbeat() -> None:
@@ -49,8 +61,16 @@ async def run_scheduler_async(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    tasks = [asyncio.create_task(f.run(), name=f"follower:{f.name}") for f in followers]
-    tasks.append(asyncio.create_task(listen_for_events(database_url, followers), name="listener"))
+    async def follow_log() -> None:
+        await asyncio.gather(*(f.run() for f in followers), listen_for_events(database_url, followers))
+
+    # Every scheduler runs the jobs; only the lock holder runs the relay and projections.
+    tasks = [
+        asyncio.create_task(
+            run_exclusively(database_url, RELAY_LOCK_KEY, follow_log, name="log followers"),
+            name="log-followers",
+        )
+    ]
     log.info("scheduler started")
     try:
         await stop.wait()
