@@ -10,6 +10,7 @@ import pytest
 
 from tests.e2e.engine import Engine
 from tests.e2e.ws_client import collect
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -147,3 +148,22 @@ def _event_count(database_url: str) -> int:
 def test_engine_stops_cleanly_on_sigterm(start_engine: Callable[..., Engine]) -> None:
     extra = start_engine()
     assert extra.stop() == 0
+
+
+def test_late_subscriber_gets_history_from_the_log_when_redis_dropped_the_stream(
+    engine: Engine, redis_url: str
+) -> None:
+    import redis
+
+    order_id = engine.submit()
+    engine.wait_for_status(order_id, {"confirmed"})
+    key = f"{engine.prefix}:order:{order_id}"
+    client = redis.Redis.from_url(redis_url)
+    try:  # once published, drop it: as if trimmed, expired, or lost in a Redis restart
+        wait_until(lambda: client.xlen(key) == 5, 10, what="the relay to publish all five events")
+        assert client.delete(key) == 1
+    finally:
+        client.close()
+    messages, close_code = anyio.run(collect, engine.base_url, order_id)
+    assert [m["status"] for m in messages] == LIFECYCLE
+    assert close_code == 1000

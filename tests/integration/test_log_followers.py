@@ -78,3 +78,22 @@ async def test_order_view_falls_back_to_the_log_before_projection(
     view = await find_order(pool, store, oid)
     assert view is not None and view["status"] == "pending" and view["orderId"] == oid
     assert await find_order(pool, store, new_order_id()) is None
+
+
+async def test_relay_trims_the_all_orders_stream_and_expires_finished_orders(
+    pool: Pool, store: PostgresEventStore, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    from domain.commands import FailOrder
+
+    oids = [await routed_order(store) for _ in range(120)]  # 360 events
+    await handle(store, oids[0], FailOrder(command_id="f", step="submit", error="gave up"), actor="test")
+    relay = LogFollower(
+        pool,
+        f"relay-{redis_prefix}",
+        RedisRelay(aredis, redis_prefix, stream_maxlen=100, order_stream_ttl_s=600),
+    )
+    await drain(relay)
+    # Approximate trimming drops whole macro-nodes: bounded, never exactly 100.
+    assert await aredis.xlen(all_orders_key(redis_prefix)) < 360
+    assert 0 < await aredis.ttl(order_stream_key(redis_prefix, oids[0])) <= 600
+    assert await aredis.ttl(order_stream_key(redis_prefix, oids[1])) == -1  # still running: kept
