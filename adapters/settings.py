@@ -61,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     quote_timeout_ms: int = 2000
     # Retention of the Redis streams; Postgres keeps everything, and subscribers
     # read history from Postgres, so trimming never loses an event.
+    # Limit orders: how often waiting orders are re-quoted, and their lifetime
+    # when the order gives no expiresAt (and the longest it may ask for).
+    limit_recheck_interval_ms: int = 2000
+    limit_default_ttl_s: int = 3600
+    limit_max_ttl_s: int = 7 * 86_400
     stream_maxlen: int = 100_000
     order_stream_ttl_s: int = 86_400
 
@@ -136,6 +141,9 @@ _ENV: dict[str, tuple[str, object]] = {
     "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
     "MAX_SLIPPAGE": ("max_slippage", _decimal),
     "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
+    "LIMIT_RECHECK_INTERVAL_MS": ("limit_recheck_interval_ms", int),
+    "LIMIT_DEFAULT_TTL_S": ("limit_default_ttl_s", int),
+    "LIMIT_MAX_TTL_S": ("limit_max_ttl_s", int),
     "STREAM_MAXLEN": ("stream_maxlen", int),
     "ORDER_STREAM_TTL_S": ("order_stream_ttl_s", int),
 }
@@ -180,6 +188,10 @@ def _check(s: Settings) -> None:
         problems.append("need 0 <= DEFAULT_SLIPPAGE <= MAX_SLIPPAGE < 1")
     if s.worker_processes < 1 or s.worker_threads < 1:
         problems.append("WORKER_PROCESSES and WORKER_THREADS must be at least 1")
+    if s.limit_recheck_interval_ms < 10:
+        problems.append("LIMIT_RECHECK_INTERVAL_MS must be at least 10")
+    if not 1 <= s.limit_default_ttl_s <= s.limit_max_ttl_s:
+        problems.append("need 1 <= LIMIT_DEFAULT_TTL_S <= LIMIT_MAX_TTL_S")
     if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
         problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
     if s.log_format not in {"console", "json"}:

@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -83,7 +83,12 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
     """Accept an order: stored as `pending` in the log before this answers."""
     settings: Settings = state.settings
     body = parse_order_request(
-        await request.body(), max_slippage=settings.max_slippage, default_slippage=settings.default_slippage
+        await request.body(),
+        max_slippage=settings.max_slippage,
+        default_slippage=settings.default_slippage,
+        now=datetime.now(UTC),
+        default_ttl=timedelta(seconds=settings.limit_default_ttl_s),
+        max_ttl=timedelta(seconds=settings.limit_max_ttl_s),
     )
     order_id = str(uuid.uuid4())
     command = PlaceOrder(
@@ -95,6 +100,7 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
         token_out=body.tokenOut,
         amount=body.amount,
         limit_price=body.limitPrice,
+        expires_at=body.expiresAt,
         slippage_tolerance=body.slippageTolerance or settings.default_slippage,
     )
     await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))

@@ -15,11 +15,14 @@ import msgspec
 from domain.events import (
     Event,
     OrderBuilding,
+    OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderPending,
     OrderRouting,
     OrderSubmitted,
+    OrderWaiting,
     Quote,
     RetryScheduled,
 )
@@ -51,7 +54,18 @@ def event_details(event: Event) -> dict[str, Any]:
                 "amount": _num(event.amount),
                 "limitPrice": _num(event.limit_price),
                 "slippageTolerance": _num(event.slippage_tolerance),
+                "expiresAt": event.expires_at.isoformat() if event.expires_at else None,
             }
+        case OrderWaiting():
+            return {
+                "bestDex": event.best_dex,
+                "bestPrice": _num(event.best_price),
+                "limitPrice": _num(event.limit_price),
+            }
+        case OrderCancelled():
+            return {"reason": event.reason, "by": event.by}
+        case OrderExpired():
+            return {"expiresAt": event.expires_at.isoformat()}
         case OrderRouting():
             return {
                 "quotes": [quote_details(q) for q in event.quotes],

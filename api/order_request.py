@@ -7,6 +7,7 @@ names the offending field and says why, instead of Litestar's `"key": "data"`.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -33,6 +34,7 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     amount: Decimal
     limitPrice: Decimal | None = None
     slippageTolerance: Decimal | None = None
+    expiresAt: datetime | None = None
 
 
 _decoder = msgspec.json.Decoder(OrderRequest)
@@ -41,8 +43,19 @@ _MISSING = re.compile(r"missing required field `(\w+)`")
 _UNKNOWN = re.compile(r"unknown field `(\w+)`")
 
 
-def parse_order_request(body: bytes, *, max_slippage: Decimal, default_slippage: Decimal) -> OrderRequest:
-    """Decode and check the body; raises RequestError naming the field."""
+def parse_order_request(
+    body: bytes,
+    *,
+    max_slippage: Decimal,
+    default_slippage: Decimal,
+    now: datetime | None = None,
+    default_ttl: timedelta = timedelta(hours=1),
+    max_ttl: timedelta = timedelta(days=7),
+) -> OrderRequest:
+    """Decode and check the body; raises RequestError naming the field.
+
+    A limit order without `expiresAt` gets `now + default_ttl`; other orders never expire.
+    """
     if not body.strip():
         raise RequestError("request body is empty: send a JSON object", code="malformed_json")
     try:
@@ -63,7 +76,25 @@ def parse_order_request(body: bytes, *, max_slippage: Decimal, default_slippage:
     _check(request, max_slippage)
     if request.slippageTolerance is None:
         request = msgspec.structs.replace(request, slippageTolerance=default_slippage)
+    if request.orderType == "limit" and now is not None:
+        request = msgspec.structs.replace(
+            request, expiresAt=_expiry(request.expiresAt, now, default_ttl, max_ttl)
+        )
     return request
+
+
+def _expiry(
+    requested: datetime | None, now: datetime, default_ttl: timedelta, max_ttl: timedelta
+) -> datetime:
+    if requested is None:
+        return now + default_ttl
+    if requested.tzinfo is None:
+        raise RequestError("expiresAt needs a timezone, e.g. 2026-11-24T12:00:00Z", field="expiresAt")
+    if requested <= now:
+        raise RequestError("expiresAt must be in the future", field="expiresAt")
+    if requested > now + max_ttl:
+        raise RequestError(f"expiresAt may be at most {max_ttl} from now", field="expiresAt")
+    return requested
 
 
 def _humanise(text: str) -> str:
@@ -89,6 +120,8 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
         _positive("limitPrice", r.limitPrice)
     elif r.limitPrice is not None:
         raise RequestError(f"limitPrice only applies to limit orders, not {r.orderType}", field="limitPrice")
+    if r.expiresAt is not None and r.orderType != "limit":
+        raise RequestError(f"expiresAt only applies to limit orders, not {r.orderType}", field="expiresAt")
     if r.slippageTolerance is not None:
         s = r.slippageTolerance
         if not s.is_finite() or s < 0 or s > max_slippage:

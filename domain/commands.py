@@ -7,6 +7,7 @@ redelivered message or a client retry can be recognised.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import msgspec
@@ -27,6 +28,7 @@ class PlaceOrder(Command, frozen=True, kw_only=True):
     amount: Decimal
     slippage_tolerance: Decimal
     limit_price: Decimal | None = None
+    expires_at: datetime | None = None
 
 
 class RouteOrder(Command, frozen=True, kw_only=True):
@@ -60,3 +62,16 @@ class RecordAttemptFailure(Command, frozen=True, kw_only=True):
 class FailOrder(Command, frozen=True, kw_only=True):
     step: Step
     error: str
+
+
+class CancelOrder(Command, frozen=True, kw_only=True):
+    """Stop an order that has not been submitted; refused once the swap is sent."""
+
+    reason: str = "cancelled by the user"
+    by: str = "user"
+
+
+class ExpireOrder(Command, frozen=True, kw_only=True):
+    """End a limit order whose `expires_at` is at or before `now` and that has not started executing."""
+
+    now: datetime

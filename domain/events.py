@@ -7,6 +7,7 @@ has a default; a field never changes type; a changed meaning is a new event type
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -43,6 +44,16 @@ class OrderPending(Event, frozen=True, kw_only=True):
     amount: Decimal
     slippage_tolerance: Decimal
     limit_price: Decimal | None = None
+    # Limit orders only: past this instant an order that has not started executing expires.
+    expires_at: datetime | None = None
+
+
+class OrderWaiting(Event, frozen=True, kw_only=True):
+    """A limit order is not marketable yet; `best_price` is the best net price seen so far."""
+
+    best_dex: str
+    best_price: Decimal
+    limit_price: Decimal
 
 
 class OrderRouting(Event, frozen=True, kw_only=True):
@@ -83,26 +94,41 @@ class OrderFailed(Event, frozen=True, kw_only=True):
     attempts: int
 
 
+class OrderCancelled(Event, frozen=True, kw_only=True):
+    reason: str
+    by: str
+
+
+class OrderExpired(Event, frozen=True, kw_only=True):
+    expires_at: datetime
+
+
 OrderEvent = (
     OrderPending
+    | OrderWaiting
     | OrderRouting
     | OrderBuilding
     | OrderSubmitted
     | OrderConfirmed
     | RetryScheduled
     | OrderFailed
+    | OrderCancelled
+    | OrderExpired
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
         OrderPending,
+        OrderWaiting,
         OrderRouting,
         OrderBuilding,
         OrderSubmitted,
         OrderConfirmed,
         RetryScheduled,
         OrderFailed,
+        OrderCancelled,
+        OrderExpired,
     )
 }
 

@@ -9,6 +9,7 @@ reads the clock or draws random numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -17,7 +18,9 @@ import msgspec
 from domain import routing
 from domain.commands import (
     BuildTransaction,
+    CancelOrder,
     Command,
+    ExpireOrder,
     FailOrder,
     PlaceOrder,
     RecordAttemptFailure,
@@ -29,35 +32,65 @@ from domain.errors import DomainError, InvalidTransition
 from domain.events import (
     Event,
     OrderBuilding,
+    OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderPending,
     OrderRouting,
     OrderSubmitted,
     OrderType,
+    OrderWaiting,
     Quote,
     RetryScheduled,
 )
 from domain.tokens import is_native_sol
 
-Status = Literal["new", "pending", "routing", "building", "submitted", "confirmed", "failed"]
+Status = Literal[
+    "new",
+    "pending",
+    "waiting",
+    "routing",
+    "building",
+    "submitted",
+    "confirmed",
+    "failed",
+    "cancelled",
+    "expired",
+]
 
-TERMINAL: frozenset[str] = frozenset({"confirmed", "failed"})
+TERMINAL: frozenset[str] = frozenset({"confirmed", "failed", "cancelled", "expired"})
+
+# Up to here an order can still be cancelled; once submitted the swap is out of our hands.
+CANCELLABLE: frozenset[str] = frozenset({"pending", "waiting", "routing", "building"})
+# A limit order expires only before it starts executing.
+EXPIRABLE: frozenset[str] = frozenset({"pending", "waiting"})
+
+# A waiting limit order records a new best price only when it beats the last one by this
+# much, so re-quotes of a flat market do not fill the log.
+WAITING_IMPROVEMENT = Decimal("0.001")
 
 # status -> statuses an event may move it to. RetryScheduled keeps the status.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "new": frozenset({"pending"}),
-    "pending": frozenset({"routing", "failed"}),
-    "routing": frozenset({"building", "failed"}),
-    "building": frozenset({"submitted", "failed"}),
+    "pending": frozenset({"waiting", "routing", "failed", "cancelled", "expired"}),
+    "waiting": frozenset({"waiting", "routing", "failed", "cancelled", "expired"}),
+    # routing -> waiting: a build-time re-check finds the limit no longer met.
+    "routing": frozenset({"building", "waiting", "failed", "cancelled"}),
+    "building": frozenset({"submitted", "failed", "cancelled"}),
     "submitted": frozenset({"confirmed", "failed"}),
     "confirmed": frozenset(),
     "failed": frozenset(),
+    "cancelled": frozenset(),
+    "expired": frozenset(),
 }
 
 # The status each event type records; None for events that keep the status.
 STATUS_OF_EVENT: dict[type[Event], Status | None] = {
     OrderPending: "pending",
+    OrderWaiting: "waiting",
+    OrderCancelled: "cancelled",
+    OrderExpired: "expired",
     OrderRouting: "routing",
     OrderBuilding: "building",
     OrderSubmitted: "submitted",
@@ -77,7 +110,9 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     token_out: str = ""
     amount: Decimal = Decimal(0)
     limit_price: Decimal | None = None
+    expires_at: datetime | None = None
     slippage_tolerance: Decimal = Decimal(0)
+    best_price: Decimal | None = None
     quotes: list[Quote] = []
     chosen_dex: str | None = None
     expected_out: Decimal | None = None
@@ -122,8 +157,11 @@ def evolve(state: OrderState, event: Event) -> OrderState:
                 token_out=event.token_out,
                 amount=event.amount,
                 limit_price=event.limit_price,
+                expires_at=event.expires_at,
                 slippage_tolerance=event.slippage_tolerance,
             )
+        case OrderWaiting():
+            changes.update(best_price=event.best_price)
         case OrderRouting():
             changes.update(
                 quotes=event.quotes,
@@ -177,6 +215,16 @@ def decide(state: OrderState, command: Command) -> list[Event]:
             if state.status == "new" or state.is_terminal:
                 raise InvalidTransition(state.status, "fail")
             return [OrderFailed(step=command.step, error=command.error, attempts=max(state.attempts, 1))]
+        case CancelOrder():
+            if state.status not in CANCELLABLE:
+                raise InvalidTransition(state.status, "cancel")
+            return [OrderCancelled(reason=command.reason, by=command.by)]
+        case ExpireOrder():
+            if state.status not in EXPIRABLE or state.expires_at is None:
+                raise InvalidTransition(state.status, "expire")
+            if command.now < state.expires_at:
+                raise DomainError(f"order expires at {state.expires_at.isoformat()}, not yet")
+            return [OrderExpired(expires_at=state.expires_at)]
     raise DomainError(f"unknown command {type(command).__name__}")
 
 
@@ -187,6 +235,10 @@ def _require(state: OrderState, status: Status, action: str) -> None:
 
 def _place(state: OrderState, cmd: PlaceOrder) -> list[Event]:
     _require(state, "new", "place")
+    if cmd.order_type == "limit" and cmd.limit_price is None:
+        raise DomainError("a limit order needs a limit price")
+    if cmd.expires_at is not None and cmd.order_type != "limit":
+        raise DomainError("only limit orders expire")
     return [
         OrderPending(
             order_id=cmd.order_id,
@@ -197,33 +249,30 @@ def _place(state: OrderState, cmd: PlaceOrder) -> list[Event]:
             amount=cmd.amount,
             slippage_tolerance=cmd.slippage_tolerance,
             limit_price=cmd.limit_price,
+            expires_at=cmd.expires_at,
         )
     ]
 
 
 def _route(state: OrderState, cmd: RouteOrder) -> list[Event]:
-    _require(state, "pending", "route")
+    """Route a pending or waiting order; a limit order below its price waits instead.
+
+    Returns no events when a waiting order is still not marketable and its best
+    price has not improved enough to be worth recording.
+    """
+    if state.status not in ("pending", "waiting"):
+        raise InvalidTransition(state.status, "route")
     if not cmd.quotes:
         raise DomainError("cannot route without a quote")
     quotes = [routing.with_expected_out(q, state.amount) for q in cmd.quotes]
     best, reason = routing.choose_best(quotes, state.amount)
-    routed = OrderRouting(quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason)
     if state.order_type == "limit" and state.limit_price is not None:
         achievable = routing.net_price(best, state.amount)
         if achievable < state.limit_price:
-            # Waiting for the price is a later capability; until then say why, clearly.
-            return [
-                routed,
-                OrderFailed(
-                    step="route",
-                    error=(
-                        f"limit price not reached: best net price {achievable:.6f} on "
-                        f"{best.dex} is below the limit {state.limit_price}"
-                    ),
-                    attempts=max(state.attempts, 1),
-                ),
-            ]
-    return [routed]
+            if state.best_price is not None and achievable < state.best_price * (1 + WAITING_IMPROVEMENT):
+                return []
+            return [OrderWaiting(best_dex=best.dex, best_price=achievable, limit_price=state.limit_price)]
+    return [OrderRouting(quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason)]
 
 
 def _build(state: OrderState) -> list[Event]:

@@ -6,6 +6,7 @@ folded from the log instead: the log is the truth, the table a cache of it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,8 @@ _FIELDS = {
     "amount_out": "amountOut",
     "tx_hash": "txHash",
     "version": "version",
+    "expires_at": "expiresAt",
+    "best_price": "bestPrice",
 }
 
 _QUOTE_KEYS = {"expected_out": "expectedOut"}
@@ -78,3 +81,25 @@ async def find_order(
     if not history:
         return None
     return to_view(row_params(fold(r.event for r in history), history))
+
+
+async def waiting_order_ids(pool: AsyncConnectionPool[AsyncConnection[Any]], limit: int = 1000) -> list[str]:
+    """Limit orders waiting for their price, oldest first."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id FROM orders WHERE status = 'waiting' ORDER BY updated_at LIMIT %s", (limit,)
+        )
+        return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def due_for_expiry(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], now: datetime, limit: int = 1000
+) -> list[str]:
+    """Orders not yet executing whose expiry has passed."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id FROM orders WHERE status IN ('pending', 'waiting') AND expires_at <= %s"
+            " ORDER BY expires_at LIMIT %s",
+            (now, limit),
+        )
+        return [str(r[0]) for r in await cur.fetchall()]

@@ -58,8 +58,8 @@ class ThreadRuntime:
             rng=random.Random(),
         )
 
-    def run(self, step: Step, order_id: str, attempt: int) -> Outcome:
-        return self.runner.run(self.steps.run(step, order_id, attempt))
+    def run(self, step: Step, order_id: str, attempt: int, message_id: str) -> Outcome:
+        return self.runner.run(self.steps.run(step, order_id, attempt, message_id))
 
     def close(self) -> None:
         """Close the clients on their own loop; call once the thread is done with it."""
@@ -115,7 +115,8 @@ class OrderActors:
             message = CurrentMessage.get_current_message()
             attempt = (message.options.get("retries", 0) if message else 0) + 1
             try:
-                outcome = self._runtime().run(step, order_id, attempt)
+                message_id = message.message_id if message else ""
+                outcome = self._runtime().run(step, order_id, attempt, message_id)
             except DomainError as exc:  # a decision, not a fault: never retried
                 log.info("step %s skipped: %s", step, exc, extra={"orderId": order_id, "step": step})
                 return

@@ -9,17 +9,24 @@ dies), and APScheduler jobs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
+import anyio
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.bootstrap import make_pool, make_redis, require_urls
+from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings
 from projections import orders_projection, redis_relay
 from projections.log_follower import LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
+from workers.actors import OrderActors
+from workers.broker import make_broker
+from workers.limit_jobs import LimitOrderJobs
 
 log = logging.getLogger("orderengine.scheduler")
 
@@ -50,9 +57,36 @@ async def run_scheduler_async(settings: Settings) -> None:
             f"{settings.redis_prefix}:heartbeat:scheduler", str(time.time()), ex=HEARTBEAT_SECONDS * 3
         )
 
+    broker = make_broker(settings)
+    actors = OrderActors(broker, settings)  # only to send messages; this process runs none
+
+    async def send_route(order_id: str) -> None:
+        await anyio.to_thread.run_sync(functools.partial(actors.send, "route", order_id))
+
+    limit_jobs = LimitOrderJobs(pool, PostgresEventStore(pool.connection), send_route)
+    leader = asyncio.Event()  # set while this scheduler holds the relay lock
+
+    def only_on_leader(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if leader.is_set():
+                await job()
+
+        return run
+
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler()
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS)
+    recheck = settings.limit_recheck_interval_ms / 1000
+    # max_instances=1 and coalesce: a slow run is never stacked or replayed in a burst.
+    for job in (limit_jobs.requote_waiting, limit_jobs.expire_overdue):
+        scheduler.add_job(
+            only_on_leader(job),
+            "interval",
+            seconds=recheck,
+            max_instances=1,
+            coalesce=True,
+            name=job.__name__,
+        )
     scheduler.start()
     await heartbeat()
 
@@ -62,7 +96,11 @@ async def run_scheduler_async(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     async def follow_log() -> None:
-        await asyncio.gather(*(f.run() for f in followers), listen_for_events(database_url, followers))
+        leader.set()
+        try:
+            await asyncio.gather(*(f.run() for f in followers), listen_for_events(database_url, followers))
+        finally:
+            leader.clear()
 
     # Every scheduler runs the jobs; only the lock holder runs the relay and projections.
     tasks = [
@@ -82,6 +120,7 @@ async def run_scheduler_async(settings: Settings) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         await redis.aclose()
         await pool.close()
+        broker.close()
 
 
 def run_scheduler(settings: Settings) -> int:

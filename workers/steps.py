@@ -27,10 +27,10 @@ from domain.commands import (
     RecordSubmission,
     RouteOrder,
 )
-from domain.errors import TransientError
-from domain.events import Quote, Step
+from domain.errors import DomainError, TransientError
+from domain.events import OrderRouting, Quote, Step
 from domain.handling import handle, load
-from domain.order import OrderState
+from domain.order import OrderState, decide
 from domain.ports import Dex, EventStore
 
 log = logging.getLogger("orderengine.steps")
@@ -66,23 +66,27 @@ class OrderSteps:
         self.backoff_base_ms = backoff_base_ms
         self.quote_timeout_s = quote_timeout_s
         self.rng = rng or random.Random()
-        self._steps: dict[Step, Callable[[str, int], Awaitable[Outcome]]] = {
-            "route": self._route,
+        self._steps: dict[str, Callable[[str, int], Awaitable[Outcome]]] = {
             "build": self._build,
             "submit": self._submit,
             "confirm": self._confirm,
         }
 
-    async def run(self, step: Step, order_id: str, attempt: int) -> Outcome:
+    async def run(self, step: Step, order_id: str, attempt: int, message_id: str = "") -> Outcome:
+        """Run one step; `message_id` (stable across redeliveries) makes its command ids unique."""
         try:
+            if step == "route":
+                return await self._route(order_id, attempt, message_id)
             return await self._steps[step](order_id, attempt)
         except TransientError as exc:
-            return await self._attempt_failed(step, order_id, attempt, str(exc))
+            return await self._attempt_failed(step, order_id, attempt, str(exc), message_id)
 
-    async def _attempt_failed(self, step: Step, order_id: str, attempt: int, error: str) -> Outcome:
+    async def _attempt_failed(
+        self, step: Step, order_id: str, attempt: int, error: str, message_id: str
+    ) -> Outcome:
         delay = backoff_ms(attempt, self.backoff_base_ms, jitter=self.rng.random())
         command = RecordAttemptFailure(
-            command_id=f"{order_id}:{step}:{attempt}:failed",
+            command_id=f"{order_id}:{step}:{message_id}:{attempt}:failed",
             step=step,
             attempt=attempt,
             max_attempts=self.max_attempts,
@@ -128,19 +132,42 @@ class OrderSteps:
             },
         )
 
-    async def _route(self, order_id: str, attempt: int) -> Outcome:
-        state = await load(self.store, order_id)
-        if state.status != "pending":
-            return DONE
-        wait = await self.limiter.acquire(order_id)
-        if wait is not None:
-            return Outcome(defer_ms=wait if wait > 0 else 100)
-        quotes = await self._quotes(state)
-        state = await self._record(
-            "route", order_id, RouteOrder(command_id=f"{order_id}:route", quotes=quotes), attempt
-        )
+    async def _skip(self, state: OrderState) -> Outcome:
+        """This step's work is done or moot; an order that ended meanwhile gives its slot back."""
         if state.is_terminal:
-            await self._finished(state, "route")
+            await self.limiter.release(state.order_id)
+        return DONE
+
+    async def _route(self, order_id: str, attempt: int, message_id: str) -> Outcome:
+        state = await load(self.store, order_id)
+        if state.status not in ("pending", "waiting"):
+            return await self._skip(state)
+        quotes = await self._quotes(state)
+        command = RouteOrder(command_id=f"{order_id}:route:{message_id}", quotes=quotes)
+        # Only an order that will execute takes an in-flight slot (and a start from the
+        # rate budget); a limit order that keeps waiting does not.
+        preview = decide(state, command)
+        executes = bool(preview) and isinstance(preview[0], OrderRouting)
+        if executes:
+            wait = await self.limiter.acquire(order_id)
+            if wait is not None:
+                return Outcome(defer_ms=wait if wait > 0 else 100)
+        try:
+            state = await self._record("route", order_id, command, attempt)
+        except DomainError:
+            if executes:  # the order changed under us (cancelled, expired): give the slot back
+                await self.limiter.release(order_id)
+            raise
+        if state.status != "routing":
+            if executes:
+                await self.limiter.release(order_id)
+            if state.is_terminal:
+                await self._finished(state, "route")
+            elif state.status == "waiting":
+                log.info(
+                    "waiting for the limit price",
+                    extra={"orderId": order_id, "step": "route", "bestPrice": str(state.best_price)},
+                )
             return DONE
         log.info(
             "routed",
@@ -173,7 +200,7 @@ class OrderSteps:
     async def _build(self, order_id: str, attempt: int) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "routing":
-            return DONE
+            return await self._skip(state)
         await self.limiter.acquire(order_id)  # renews the lease
         await self._record("build", order_id, BuildTransaction(command_id=f"{order_id}:build"), attempt)
         return Outcome(next_step="submit")
@@ -181,7 +208,7 @@ class OrderSteps:
     async def _submit(self, order_id: str, attempt: int) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "building":
-            return DONE
+            return await self._skip(state)
         quote, min_out = self._swap_terms(state)
         await self.limiter.acquire(order_id)
         tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out)
@@ -196,7 +223,7 @@ class OrderSteps:
     async def _confirm(self, order_id: str, attempt: int) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "submitted":
-            return DONE
+            return await self._skip(state)
         quote, min_out = self._swap_terms(state)
         assert state.tx_hash is not None
         receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)

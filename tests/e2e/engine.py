@@ -18,8 +18,13 @@ from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Shrunk mock delays (quotes 4–8 ms, swap 40–60 ms) and fast retries.
-FAST = {"MOCK_LATENCY_SCALE": "0.02", "BACKOFF_BASE_MS": "50", "WORKER_IDLE_MS": "20"}
+# Shrunk mock delays (quotes 4–8 ms, swap 40–60 ms), fast retries, limit re-quotes every 100 ms.
+FAST = {
+    "MOCK_LATENCY_SCALE": "0.02",
+    "BACKOFF_BASE_MS": "50",
+    "WORKER_IDLE_MS": "20",
+    "LIMIT_RECHECK_INTERVAL_MS": "100",
+}
 
 
 def free_port() -> int:

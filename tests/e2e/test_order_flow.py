@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import anyio
 import httpx
@@ -124,11 +125,37 @@ def test_unknown_order_is_404(engine: Engine) -> None:
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_unmarketable_limit_order_fails_with_a_clear_reason(engine: Engine) -> None:
-    order_id = engine.submit(orderType="limit", limitPrice="100000")
-    order = engine.wait_for_status(order_id, {"confirmed", "failed"})
-    assert order["status"] == "failed"
-    assert "limit price not reached" in order["lastError"]
+def test_unmarketable_limit_order_waits_then_expires(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    expires = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    order_id = engine.submit(orderType="limit", limitPrice="100000", expiresAt=expires)
+    waiting = engine.wait_for_status(order_id, {"waiting"})
+    assert Decimal(waiting["bestPrice"]) < 100000
+    order = engine.wait_for_status(order_id, {"expired", "confirmed", "failed"})
+    assert order["status"] == "expired"
+    messages, close_code = anyio.run(collect, engine.base_url, order_id)
+    assert [m["status"] for m in messages] == ["pending", "waiting", "expired"]
+    assert messages[1]["details"]["limitPrice"] == "100000"
+    assert close_code == 1000
+
+
+def test_limit_order_executes_once_a_requote_reaches_its_price(engine: Engine) -> None:
+    # About 4% of quotes reach this price (the mock quotes within ±2% of 150), so the
+    # order usually waits for a few re-quotes, then fills; it may also fill at once.
+    order_id = engine.submit(orderType="limit", limitPrice="152.475")
+    order = engine.wait_for_status(order_id, {"confirmed", "failed", "expired"}, timeout=60)
+    assert order["status"] == "confirmed", order
+    messages, _ = anyio.run(collect, engine.base_url, order_id)
+    statuses = [m["status"] for m in messages]
+    waits = statuses.count("waiting")
+    assert statuses == ["pending"] + ["waiting"] * waits + LIFECYCLE[1:]
+    assert all(
+        Decimal(m["details"]["bestPrice"]) < Decimal("152.475") for m in messages if m["status"] == "waiting"
+    )
+    routing = messages[1 + waits]["details"]
+    chosen = next(q for q in routing["quotes"] if q["dex"] == routing["chosenDex"])
+    assert Decimal(chosen["expectedOut"]) / Decimal("1.5") >= Decimal("152.475")
 
 
 def test_marketable_limit_order_executes(engine: Engine) -> None:

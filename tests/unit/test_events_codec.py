@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import typing
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,12 +15,15 @@ from domain.events import (
     EVENT_TYPES,
     Event,
     OrderBuilding,
+    OrderCancelled,
     OrderConfirmed,
     OrderEvent,
+    OrderExpired,
     OrderFailed,
     OrderPending,
     OrderRouting,
     OrderSubmitted,
+    OrderWaiting,
     Quote,
     RetryScheduled,
     decode_event,
@@ -75,6 +79,9 @@ SAMPLES: list[Event] = [
     ),
     RetryScheduled(step="submit", attempt=2, error="rpc timeout", delay_ms=1000),
     OrderFailed(step="confirm", error="slippage exceeded", attempts=3),
+    OrderWaiting(best_dex="meteora", best_price=Decimal("149.123456"), limit_price=Decimal("155")),
+    OrderCancelled(reason="cancelled by the user", by="user-1"),
+    OrderExpired(expires_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)),
 ]
 
 

@@ -12,7 +12,9 @@ import pytest
 from domain import routing
 from domain.commands import (
     BuildTransaction,
+    CancelOrder,
     Command,
+    ExpireOrder,
     FailOrder,
     RecordAttemptFailure,
     RecordConfirmation,
@@ -23,11 +25,14 @@ from domain.errors import ConcurrencyConflict, DomainError, InvalidTransition
 from domain.events import (
     Event,
     OrderBuilding,
+    OrderCancelled,
     OrderConfirmed,
+    OrderExpired,
     OrderFailed,
     OrderPending,
     OrderRouting,
     OrderSubmitted,
+    OrderWaiting,
     RetryScheduled,
 )
 from domain.handling import handle
@@ -94,6 +99,15 @@ def state_in(status: Status) -> OrderState:
     state = place()
     if status == "failed":
         return apply(state, FailOrder(command_id="fail", step="route", error="gave up"))[0]
+    if status == "cancelled":
+        return apply(state, CancelOrder(command_id="cancel"))[0]
+    if status in ("waiting", "expired"):
+        expires = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+        limit = place(order_type="limit", limit_price=Decimal("1000"), expires_at=expires)
+        state = apply(limit, RouteOrder(command_id="r", quotes=quotes()))[0]
+        if status == "expired":
+            state = apply(state, ExpireOrder(command_id="e", now=expires))[0]
+        return state
     for step, reached in (
         (route, "routing"),
         (build, "building"),
@@ -331,18 +345,55 @@ def test_evolve_refuses_a_fact_that_skips_a_status() -> None:
 # --- limit orders -------------------------------------------------------------------
 
 
-def test_limit_order_below_limit_price_is_routed_then_failed_with_the_limit_in_the_reason() -> None:
-    # Best net for 1.5 SOL is about 149.5 USDC/SOL: a limit of 160 cannot be met.
+def test_limit_order_below_limit_price_waits_with_the_best_price_seen() -> None:
+    # Best net for 1.5 SOL is about 149.5 USDC/SOL: a limit of 160 cannot be met yet.
     state, events = apply(
         place(order_type="limit", limit_price=Decimal("160")), RouteOrder(command_id="r", quotes=quotes())
     )
-    assert [type(e) for e in events] == [OrderRouting, OrderFailed]
-    failed = events[1]
-    assert isinstance(failed, OrderFailed)
-    assert failed.step == "route"
-    assert "limit" in failed.error and "160" in failed.error
-    assert state.status == "failed"
-    assert state.last_error == failed.error
+    assert [type(e) for e in events] == [OrderWaiting]
+    waiting = events[0]
+    assert isinstance(waiting, OrderWaiting)
+    assert waiting.limit_price == Decimal("160") and waiting.best_price < Decimal("160")
+    assert state.status == "waiting" and state.best_price == waiting.best_price
+
+
+def test_waiting_order_records_a_new_best_price_only_when_it_improves() -> None:
+    waiting, _ = apply(
+        place(order_type="limit", limit_price=Decimal("160")), RouteOrder(command_id="r1", quotes=quotes())
+    )
+    _, same = apply(waiting, RouteOrder(command_id="r2", quotes=quotes()))
+    assert same == []
+    _, better = apply(waiting, RouteOrder(command_id="r3", quotes=quotes(raydium="155")))
+    assert [type(e) for e in better] == [OrderWaiting]
+
+
+def test_waiting_order_routes_once_the_price_reaches_the_limit() -> None:
+    waiting, _ = apply(
+        place(order_type="limit", limit_price=Decimal("160")), RouteOrder(command_id="r1", quotes=quotes())
+    )
+    state, events = apply(waiting, RouteOrder(command_id="r2", quotes=quotes(raydium="170")))
+    assert [type(e) for e in events] == [OrderRouting]
+    assert state.status == "routing" and state.chosen_dex == "raydium"
+
+
+def test_cancel_is_allowed_until_submission_and_refused_after() -> None:
+    for state in (place(), route(place()), build(route(place()))):
+        cancelled, events = apply(state, CancelOrder(command_id="c", by="user-1"))
+        assert [type(e) for e in events] == [OrderCancelled]
+        assert cancelled.status == "cancelled" and cancelled.is_terminal
+    with pytest.raises(InvalidTransition):
+        decide(submit(build(route(place()))), CancelOrder(command_id="c"))
+
+
+def test_limit_order_expires_only_once_its_time_has_come() -> None:
+    expires = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    order = place(order_type="limit", limit_price=Decimal("160"), expires_at=expires)
+    with pytest.raises(DomainError):
+        decide(order, ExpireOrder(command_id="e", now=datetime(2026, 11, 24, 11, 59, tzinfo=UTC)))
+    expired, events = apply(order, ExpireOrder(command_id="e", now=expires))
+    assert [type(e) for e in events] == [OrderExpired] and expired.status == "expired"
+    with pytest.raises(InvalidTransition):  # a market order has no expiry
+        decide(place(), ExpireOrder(command_id="e", now=expires))
 
 
 def test_limit_order_at_or_above_limit_price_proceeds_to_routing() -> None:
