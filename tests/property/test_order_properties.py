@@ -7,6 +7,7 @@ every step. (2) Routing properties over random quotes, amounts and slippage.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from domain import routing
 from domain.commands import (
     BuildTransaction,
+    CancelOrder,
     Command,
+    ExpireOrder,
     FailOrder,
     PlaceOrder,
     RecordAttemptFailure,
@@ -25,10 +28,22 @@ from domain.commands import (
     RouteOrder,
 )
 from domain.errors import DomainError
-from domain.events import Event, OrderConfirmed, OrderFailed, OrderRouting, OrderType, Quote, Step
+from domain.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderExpired,
+    OrderFailed,
+    OrderRouting,
+    OrderSubmitted,
+    OrderType,
+    Quote,
+    Step,
+)
 from domain.order import TRANSITIONS, OrderState, decide, evolve, fold, status_of
 
 MAX_ATTEMPTS = 3
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DEX_NAMES = ("raydium", "meteora", "orca", "phoenix")
 PAIRS = (("SOL", "USDC"), ("USDC", "SOL"), ("USDC", "USDT"), ("BONK", "SOL"), ("JUP", "RAY"))
 
@@ -73,10 +88,11 @@ def place_commands(draw: st.DrawFn) -> PlaceOrder:
         amount=draw(amounts),
         slippage_tolerance=draw(slippages),
         limit_price=draw(prices) if order_type == "limit" else None,
+        expires_at=T0 + timedelta(seconds=draw(st.integers(1, 3600))) if order_type == "limit" else None,
     )
 
 
-TERMINAL_EVENTS = (OrderConfirmed, OrderFailed)
+TERMINAL_EVENTS = (OrderConfirmed, OrderFailed, OrderCancelled, OrderExpired)
 
 
 class OrderLifecycle(RuleBasedStateMachine):
@@ -157,6 +173,19 @@ class OrderLifecycle(RuleBasedStateMachine):
             )
         )
 
+    @rule()
+    def cancel(self) -> None:
+        self.run(CancelOrder(command_id="cancel", by="user-1"))
+
+    @rule(seconds=st.integers(min_value=0, max_value=7200))
+    def expire(self, seconds: int) -> None:
+        """The expiry job at some instant; before expiresAt it must be refused."""
+        now = T0 + timedelta(seconds=seconds)
+        before = self.state
+        self.run(ExpireOrder(command_id="expire", now=now))
+        if self.state.status == "expired" and before.status != "expired":
+            assert before.expires_at is not None and before.expires_at <= now
+
     @rule(step=steps)
     def fail(self, step: Step) -> None:
         self.run(FailOrder(command_id="fail", step=step, error="operator cancelled"))
@@ -168,6 +197,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         """The legal next command for the current status, so runs reach the later statuses."""
         next_command: dict[str, Command] = {
             "pending": RouteOrder(command_id="route", quotes=quotes),
+            "waiting": RouteOrder(command_id="route", quotes=quotes),  # a price tick
             "routing": BuildTransaction(command_id="build"),
             "building": RecordSubmission(command_id="submit", tx_hash=tx_hash),
             "submitted": RecordConfirmation(
@@ -213,6 +243,16 @@ class OrderLifecycle(RuleBasedStateMachine):
     @invariant()
     def at_most_one_terminal_event_is_recorded(self) -> None:
         assert sum(isinstance(e, TERMINAL_EVENTS) for e in self.log) <= 1
+
+    @invariant()
+    def cancelled_and_submitted_are_never_both_recorded(self) -> None:
+        kinds = {type(e) for e in self.log}
+        assert not {OrderCancelled, OrderSubmitted} <= kinds
+
+    @invariant()
+    def only_limit_orders_wait_or_expire(self) -> None:
+        if self.state.status in ("waiting", "expired"):
+            assert self.state.order_type == "limit"
 
     @invariant()
     def attempts_never_exceed_the_configured_max(self) -> None:
