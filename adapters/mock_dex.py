@@ -95,11 +95,23 @@ class MockDex:
             liquidity=reserve_in.quantize(Decimal("1e-6")),
         )
 
-    async def submit(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> str:
+    async def submit(
+        self,
+        order_id: str,
+        quote: Quote,
+        amount: Decimal,
+        min_out: Decimal,
+        idempotency_key: str | None = None,
+    ) -> str:
         if self.failures.should_fail():
             await self._sleep_ms(self._rng.uniform(*self.quote_ms))
             raise TransientError(f"{self.name}: RPC error sending transaction (injected failure)")
-        tx_hash = str(Signature(self._rng.randbytes(64)))
+        # Like a signed Solana transaction, the same key always yields the same signature,
+        # and the "chain" executes a signature once: re-sending cannot swap twice.
+        seed = (
+            hashlib.sha512(idempotency_key.encode()).digest() if idempotency_key else self._rng.randbytes(64)
+        )
+        tx_hash = str(Signature(seed))
         await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
         return tx_hash
 

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import psycopg
 import redis.exceptions
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.handlers import websocket
@@ -27,8 +27,8 @@ from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings, load_settings
 from api.order_request import RequestError, parse_order_request
 from api.order_stream import stream_order
-from domain.commands import PlaceOrder
-from domain.errors import DomainError, OrderNotFound
+from domain.commands import CancelOrder, PlaceOrder
+from domain.errors import DomainError, InvalidTransition, OrderNotFound
 from domain.handling import handle
 from projections.order_views import find_order
 from workers.actors import OrderActors
@@ -53,7 +53,11 @@ def _not_found(_: Request[Any, Any, Any], exc: OrderNotFound) -> Response[Any]:
 
 
 def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    return _error(409, "conflict", str(exc))
+    response = _error(409, "conflict", str(exc))
+    status = getattr(exc, "status", None)
+    if status is not None:  # where the order stands, so the client need not ask again
+        response.content["error"]["status"] = status
+    return response
 
 
 def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -126,6 +130,26 @@ async def get_order(order_id: str, state: State) -> dict[str, Any]:
     return order
 
 
+@delete("/api/orders/{order_id:str}", status_code=200)
+async def cancel_order(order_id: str, state: State) -> dict[str, Any]:
+    """Cancel an order that has not started sending its swap; 409 with its status otherwise."""
+    oid = parse_order_id(order_id)
+    try:
+        order, _ = await handle(
+            state.store,
+            oid,
+            CancelOrder(command_id=f"{oid}:cancel"),
+            actor="api",
+            issued_at=datetime.now(UTC),
+        )
+    except InvalidTransition as exc:
+        if exc.status == "new":
+            raise OrderNotFound(oid) from None
+        raise
+    log.info("order cancelled", extra={"orderId": oid, "userId": order.user_id, "status": order.status})
+    return {"orderId": oid, "status": order.status, "message": "Order cancelled"}
+
+
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -160,7 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[execute_order, get_order, healthz, ws_order],
+        route_handlers=[execute_order, get_order, cancel_order, healthz, ws_order],
         lifespan=[lifespan],
         exception_handlers={
             RequestError: _request_error,

@@ -25,6 +25,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapRequested,
 )
 from domain.order import status_of
 
@@ -82,6 +83,8 @@ def event_details(event: Event) -> dict[str, Any]:
             }
         case OrderSubmitted():
             return {"dex": event.dex, "txHash": event.tx_hash}
+        case SwapRequested():
+            return {"dex": event.dex}
         case OrderConfirmed():
             return {
                 "txHash": event.tx_hash,

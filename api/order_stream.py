@@ -24,7 +24,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from api.client_messages import client_message
 from domain.events import decode_event
-from domain.order import TERMINAL
+from domain.order import INTERNAL_EVENTS, TERMINAL
 from domain.ports import EventMetadata, RecordedEvent
 from projections.redis_relay import order_stream_key
 
@@ -98,6 +98,9 @@ async def _pump(socket: Any, state: State, order_id: str, history: list[Recorded
         for recorded in pending:
             if recorded.version <= sent:
                 continue  # already sent: de-duplicate by version
+            if type(recorded.event) in INTERNAL_EVENTS:
+                sent = recorded.version  # the engine's own bookkeeping: passed over, not sent
+                continue
             message = client_message(
                 order_id, recorded.version, recorded.event, recorded.recorded_at.isoformat()
             )

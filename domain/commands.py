@@ -39,6 +39,12 @@ class BuildTransaction(Command, frozen=True, kw_only=True):
     pass
 
 
+class RequestSwap(Command, frozen=True, kw_only=True):
+    """Record the intent to send the swap, before sending it."""
+
+    idempotency_key: str
+
+
 class RecordSubmission(Command, frozen=True, kw_only=True):
     tx_hash: str
 

@@ -23,6 +23,14 @@ class InvalidTransition(DomainError):
         self.command = command
 
 
+class CannotCancel(DomainError):
+    """The swap is already being sent (or done); `status` is where the order stands."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class OrderNotFound(DomainError):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} does not exist")

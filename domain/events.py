@@ -70,6 +70,14 @@ class OrderBuilding(Event, frozen=True, kw_only=True):
     actions: list[str]
 
 
+class SwapRequested(Event, frozen=True, kw_only=True):
+    """Recorded before the swap is sent: from here on the order can no longer be cancelled,
+    and a redelivered submit re-sends under the same idempotency key instead of swapping twice."""
+
+    dex: str
+    idempotency_key: str
+
+
 class OrderSubmitted(Event, frozen=True, kw_only=True):
     dex: str
     tx_hash: str
@@ -108,6 +116,7 @@ OrderEvent = (
     | OrderWaiting
     | OrderRouting
     | OrderBuilding
+    | SwapRequested
     | OrderSubmitted
     | OrderConfirmed
     | RetryScheduled
@@ -123,6 +132,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderWaiting,
         OrderRouting,
         OrderBuilding,
+        SwapRequested,
         OrderSubmitted,
         OrderConfirmed,
         RetryScheduled,

@@ -26,9 +26,10 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    RequestSwap,
     RouteOrder,
 )
-from domain.errors import DomainError, InvalidTransition
+from domain.errors import CannotCancel, DomainError, InvalidTransition
 from domain.events import (
     Event,
     OrderBuilding,
@@ -43,6 +44,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapRequested,
 )
 from domain.tokens import is_native_sol
 
@@ -97,7 +99,11 @@ STATUS_OF_EVENT: dict[type[Event], Status | None] = {
     OrderConfirmed: "confirmed",
     OrderFailed: "failed",
     RetryScheduled: None,
+    SwapRequested: None,
 }
+
+# Facts the engine records for itself; clients are not sent them.
+INTERNAL_EVENTS: frozenset[type[Event]] = frozenset({SwapRequested})
 
 
 class OrderState(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +124,7 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     expected_out: Decimal | None = None
     min_out: Decimal | None = None
     actions: list[str] = []
+    swap_key: str | None = None
     tx_hash: str | None = None
     executed_price: Decimal | None = None
     amount_out: Decimal | None = None
@@ -171,6 +178,8 @@ def evolve(state: OrderState, event: Event) -> OrderState:
             )
         case OrderBuilding():
             changes.update(min_out=event.min_out, expected_out=event.expected_out, actions=event.actions)
+        case SwapRequested():
+            changes.update(swap_key=event.idempotency_key)
         case OrderSubmitted():
             changes.update(tx_hash=event.tx_hash)
         case OrderConfirmed():
@@ -216,9 +225,21 @@ def decide(state: OrderState, command: Command) -> list[Event]:
                 raise InvalidTransition(state.status, "fail")
             return [OrderFailed(step=command.step, error=command.error, attempts=max(state.attempts, 1))]
         case CancelOrder():
-            if state.status not in CANCELLABLE:
+            if state.status == "new":
                 raise InvalidTransition(state.status, "cancel")
+            if state.status not in CANCELLABLE:
+                raise CannotCancel(state.status, f"cannot cancel an order that is {state.status}")
+            if state.swap_key is not None:
+                raise CannotCancel(
+                    state.status, "the swap is already being sent; it can no longer be cancelled"
+                )
             return [OrderCancelled(reason=command.reason, by=command.by)]
+        case RequestSwap():
+            _require(state, "building", "send the swap of")
+            if state.swap_key is not None:
+                raise DomainError("the swap was already requested")
+            assert state.chosen_dex is not None
+            return [SwapRequested(dex=state.chosen_dex, idempotency_key=command.idempotency_key)]
         case ExpireOrder():
             if state.status not in EXPIRABLE or state.expires_at is None:
                 raise InvalidTransition(state.status, "expire")

@@ -25,6 +25,7 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    RequestSwap,
     RouteOrder,
 )
 from domain.errors import DomainError, TransientError
@@ -80,6 +81,10 @@ class OrderSteps:
             return await self._steps[step](order_id, attempt)
         except TransientError as exc:
             return await self._attempt_failed(step, order_id, attempt, str(exc), message_id)
+        except DomainError:
+            # Refused because the order moved on meanwhile (cancelled, expired): free its slot.
+            await self._skip(await load(self.store, order_id))
+            raise
 
     async def _attempt_failed(
         self, step: Step, order_id: str, attempt: int, error: str, message_id: str
@@ -211,7 +216,18 @@ class OrderSteps:
             return await self._skip(state)
         quote, min_out = self._swap_terms(state)
         await self.limiter.acquire(order_id)
-        tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out)
+        if state.swap_key is None:
+            # The intent goes in the log before the swap goes out: a cancel decided at the
+            # same time loses the append race, and a crash after this point re-sends under
+            # the same key instead of swapping twice.
+            state = await self._record(
+                "submit",
+                order_id,
+                RequestSwap(command_id=f"{order_id}:request-swap", idempotency_key=f"{order_id}:swap"),
+                attempt,
+            )
+        assert state.swap_key is not None
+        tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out, state.swap_key)
         await self._record(
             "submit", order_id, RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash), attempt
         )

@@ -37,11 +37,12 @@ def test_failure_on_first_attempt_is_retried_then_succeeds(
         "OrderPending",
         "OrderRouting",
         "OrderBuilding",
+        "SwapRequested",
         "RetryScheduled",
         "OrderSubmitted",
         "OrderConfirmed",
     ]
-    retry = _history(database_url, order_id)[3][1]
+    retry = _history(database_url, order_id)[4][1]
     assert retry["step"] == "submit" and retry["attempt"] == 1 and int(retry["delay_ms"]) >= 50  # type: ignore[call-overload]
 
 

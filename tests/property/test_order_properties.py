@@ -25,6 +25,7 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    RequestSwap,
     RouteOrder,
 )
 from domain.errors import DomainError
@@ -39,6 +40,7 @@ from domain.events import (
     OrderType,
     Quote,
     Step,
+    SwapRequested,
 )
 from domain.order import TRANSITIONS, OrderState, decide, evolve, fold, status_of
 
@@ -174,6 +176,10 @@ class OrderLifecycle(RuleBasedStateMachine):
         )
 
     @rule()
+    def request_swap(self) -> None:
+        self.run(RequestSwap(command_id="swap", idempotency_key="order-1:swap"))
+
+    @rule()
     def cancel(self) -> None:
         self.run(CancelOrder(command_id="cancel", by="user-1"))
 
@@ -199,7 +205,9 @@ class OrderLifecycle(RuleBasedStateMachine):
             "pending": RouteOrder(command_id="route", quotes=quotes),
             "waiting": RouteOrder(command_id="route", quotes=quotes),  # a price tick
             "routing": BuildTransaction(command_id="build"),
-            "building": RecordSubmission(command_id="submit", tx_hash=tx_hash),
+            "building": RecordSubmission(command_id="submit", tx_hash=tx_hash)
+            if self.state.swap_key
+            else RequestSwap(command_id="swap", idempotency_key="order-1:swap"),
             "submitted": RecordConfirmation(
                 command_id="confirm",
                 tx_hash=tx_hash,
@@ -248,6 +256,7 @@ class OrderLifecycle(RuleBasedStateMachine):
     def cancelled_and_submitted_are_never_both_recorded(self) -> None:
         kinds = {type(e) for e in self.log}
         assert not {OrderCancelled, OrderSubmitted} <= kinds
+        assert not {OrderCancelled, SwapRequested} <= kinds
 
     @invariant()
     def only_limit_orders_wait_or_expire(self) -> None:

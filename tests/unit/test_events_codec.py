@@ -26,6 +26,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapRequested,
     decode_event,
     encode_event,
     event_type,
@@ -81,6 +82,7 @@ SAMPLES: list[Event] = [
     OrderFailed(step="confirm", error="slippage exceeded", attempts=3),
     OrderWaiting(best_dex="meteora", best_price=Decimal("149.123456"), limit_price=Decimal("155")),
     OrderCancelled(reason="cancelled by the user", by="user-1"),
+    SwapRequested(dex="raydium", idempotency_key="order-1:swap"),
     OrderExpired(expires_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)),
 ]
 

@@ -19,9 +19,10 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    RequestSwap,
     RouteOrder,
 )
-from domain.errors import ConcurrencyConflict, DomainError, InvalidTransition
+from domain.errors import CannotCancel, ConcurrencyConflict, DomainError, InvalidTransition
 from domain.events import (
     Event,
     OrderBuilding,
@@ -34,6 +35,7 @@ from domain.events import (
     OrderSubmitted,
     OrderWaiting,
     RetryScheduled,
+    SwapRequested,
 )
 from domain.handling import handle
 from domain.order import TERMINAL, OrderState, Status, decide, evolve, fold
@@ -381,8 +383,20 @@ def test_cancel_is_allowed_until_submission_and_refused_after() -> None:
         cancelled, events = apply(state, CancelOrder(command_id="c", by="user-1"))
         assert [type(e) for e in events] == [OrderCancelled]
         assert cancelled.status == "cancelled" and cancelled.is_terminal
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(CannotCancel) as refused:
         decide(submit(build(route(place()))), CancelOrder(command_id="c"))
+    assert refused.value.status == "submitted"
+
+
+def test_cancel_is_refused_once_the_swap_is_requested() -> None:
+    requested, events = apply(build(route(place())), RequestSwap(command_id="s", idempotency_key="k"))
+    assert [type(e) for e in events] == [SwapRequested]
+    assert requested.status == "building" and requested.swap_key == "k"
+    with pytest.raises(CannotCancel):
+        decide(requested, CancelOrder(command_id="c"))
+    with pytest.raises(DomainError):  # requested once only
+        decide(requested, RequestSwap(command_id="s2", idempotency_key="k"))
+    assert submit(requested).status == "submitted"
 
 
 def test_limit_order_expires_only_once_its_time_has_come() -> None:
