@@ -10,6 +10,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -58,6 +59,9 @@ def make_dexes(settings: Settings) -> dict[str, Dex]:
         "swap_ms": (settings.mock_swap_min_ms, settings.mock_swap_max_ms),
         "latency_scale": Decimal(settings.mock_latency_scale),
         "failures": failures,
+        "ledger": mock_dex.RedisSwapLedger(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
+        if settings.redis_url
+        else None,
     }
     return {
         "raydium": mock_dex.raydium(rng=random.Random(rng.random()), **common),

@@ -18,7 +18,9 @@ import hashlib
 import random
 import threading
 from decimal import Decimal
+from typing import Protocol
 
+import redis
 from solders.signature import Signature
 
 from domain.errors import TransientError
@@ -50,6 +52,31 @@ class FailurePlan:
             return self.rate > 0 and Decimal(str(self._rng.random())) < self.rate
 
 
+class SwapLedger(Protocol):
+    """The mock's "chain": which swaps were really executed, shared by every worker process."""
+
+    def execute(self, order_id: str, tx_hash: str) -> bool:
+        """Record an execution; False if this signature already executed (a re-send)."""
+        ...
+
+
+class RedisSwapLedger:
+    """Executions in Redis: `{prefix}:mockchain:swaps:{order_id}` is the set of signatures
+    executed for that order (more than one would be a double swap), kept a day."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    def execute(self, order_id: str, tx_hash: str) -> bool:
+        key = f"{self.prefix}:mockchain:swaps:{order_id}"
+        pipe = self.client.pipeline()
+        pipe.sadd(key, tx_hash)
+        pipe.expire(key, 86_400)
+        added, _ = pipe.execute()
+        return bool(added)
+
+
 class MockDex:
     def __init__(
         self,
@@ -63,6 +90,7 @@ class MockDex:
         swap_ms: tuple[int, int] = (2000, 3000),
         latency_scale: Decimal = Decimal(1),
         failures: FailurePlan | None = None,
+        ledger: SwapLedger | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
@@ -74,6 +102,7 @@ class MockDex:
         self.swap_ms = swap_ms
         self.latency_scale = latency_scale
         self.failures = failures or FailurePlan()
+        self.ledger = ledger
         self._rng = rng or random.Random()
 
     async def _sleep_ms(self, ms: float) -> None:
@@ -112,6 +141,8 @@ class MockDex:
             hashlib.sha512(idempotency_key.encode()).digest() if idempotency_key else self._rng.randbytes(64)
         )
         tx_hash = str(Signature(seed))
+        if self.ledger is not None:
+            self.ledger.execute(order_id, tx_hash)
         await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
         return tx_hash
 

@@ -66,6 +66,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     limit_recheck_interval_ms: int = 2000
     limit_default_ttl_s: int = 3600
     limit_max_ttl_s: int = 7 * 86_400
+    # An executing order whose last event is older than this is re-driven, checked
+    # every STUCK_CHECK_INTERVAL_S. Keep it above the slowest step (a swap, 2–3 s).
+    stuck_after_s: int = 60
+    stuck_check_interval_s: int = 10
+    # Dramatiq: how long before a silent worker's messages go back to the queue.
+    worker_heartbeat_timeout_ms: int = 60_000
     stream_maxlen: int = 100_000
     order_stream_ttl_s: int = 86_400
 
@@ -144,6 +150,9 @@ _ENV: dict[str, tuple[str, object]] = {
     "LIMIT_RECHECK_INTERVAL_MS": ("limit_recheck_interval_ms", int),
     "LIMIT_DEFAULT_TTL_S": ("limit_default_ttl_s", int),
     "LIMIT_MAX_TTL_S": ("limit_max_ttl_s", int),
+    "STUCK_AFTER_S": ("stuck_after_s", int),
+    "STUCK_CHECK_INTERVAL_S": ("stuck_check_interval_s", int),
+    "WORKER_HEARTBEAT_TIMEOUT_MS": ("worker_heartbeat_timeout_ms", int),
     "STREAM_MAXLEN": ("stream_maxlen", int),
     "ORDER_STREAM_TTL_S": ("order_stream_ttl_s", int),
 }
@@ -192,6 +201,10 @@ def _check(s: Settings) -> None:
         problems.append("LIMIT_RECHECK_INTERVAL_MS must be at least 10")
     if not 1 <= s.limit_default_ttl_s <= s.limit_max_ttl_s:
         problems.append("need 1 <= LIMIT_DEFAULT_TTL_S <= LIMIT_MAX_TTL_S")
+    if s.stuck_after_s < 1 or s.stuck_check_interval_s < 1:
+        problems.append("STUCK_AFTER_S and STUCK_CHECK_INTERVAL_S must be at least 1")
+    if s.worker_heartbeat_timeout_ms < 1000:
+        problems.append("WORKER_HEARTBEAT_TIMEOUT_MS must be at least 1000")
     if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
         problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
     if s.log_format not in {"console", "json"}:

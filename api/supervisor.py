@@ -3,8 +3,9 @@
 Starts embedded Postgres and Valkey unless both URLs are configured, applies the
 migrations, runs the API, the worker and the scheduler as child processes, and on
 Ctrl-C or SIGTERM stops them (SIGTERM, SIGKILL after a grace period), then the
-servers it started. Exit code: 0 after a requested stop (SIGINT or SIGTERM), 1 when
-a child dies, the API never becomes healthy, or the data folder is in use.
+servers it started. A child that dies is restarted (at most MAX_RESTARTS a minute).
+Exit code: 0 after a requested stop (SIGINT or SIGTERM), 1 when children keep dying,
+the API never becomes healthy, or the data folder is in use.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from adapters.settings import REPO_ROOT, Settings
 PROCESSES = ("api", "worker", "scheduler")
 READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 10.0
+MAX_RESTARTS = 5  # crashed children restarted within RESTART_WINDOW_S before giving up
+RESTART_WINDOW_S = 60.0
 _POLL_S = 0.1
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -80,7 +83,7 @@ def run_engine(settings: Settings) -> int:
         env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
         for name in PROCESSES:
             children[name] = _spawn(name, env)
-        return _supervise(settings, children, stop)
+        return _supervise(settings, children, stop, env)
     except EmbeddedServersError as exc:
         print(f"orderengine: {exc}", file=sys.stderr)
         return 1
@@ -119,25 +122,35 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return in_child
 
 
-def _supervise(settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest) -> int:
+def _supervise(
+    settings: Settings, children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest, env: dict[str, str]
+) -> int:
     """Wait for /healthz, announce readiness, then watch the children until a stop is requested."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     authority = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
     ready = False
+    restarts: list[float] = []
     while not stop.requested:
-        for name, child in children.items():
+        for name, child in list(children.items()):
             code = child.poll()
-            if code is not None:
-                how = (
-                    f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-                )
+            if code is None:
+                continue
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            now = time.monotonic()
+            restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(restarts) > MAX_RESTARTS:
                 print(
-                    f"orderengine: the {name} process {how} unexpectedly; stopping the others",
+                    f"orderengine: the {name} process {how}; {MAX_RESTARTS} restarts in "
+                    f"{RESTART_WINDOW_S:.0f} s already, stopping the others",
                     file=sys.stderr,
                     flush=True,
                 )
                 return 1
+            # Like systemd or Kubernetes would: the log and the broker make a restart safe
+            # (a killed worker's messages are redelivered, its orders re-driven).
+            print(f"orderengine: the {name} process {how}; restarting it", file=sys.stderr, flush=True)
+            children[name] = _spawn(name, env)
         if not ready:
             if _healthy(f"http://{authority}/healthz"):
                 ready = True

@@ -103,3 +103,17 @@ async def due_for_expiry(
             (now, limit),
         )
         return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def stuck_orders(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], older_than: datetime, limit: int = 1000
+) -> list[tuple[str, str, int]]:
+    """(id, status, version) of executing orders whose last event is older than `older_than`."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, status, version FROM orders"
+            " WHERE status IN ('pending', 'routing', 'building', 'submitted') AND updated_at < %s"
+            " ORDER BY updated_at LIMIT %s",
+            (older_than, limit),
+        )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in await cur.fetchall()]

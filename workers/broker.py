@@ -56,4 +56,9 @@ def make_broker(settings: Settings) -> RedisBroker:
             retry_when=_retry_when(settings.max_retries),
         ),
     ]
-    return RedisBroker(url=redis_url, namespace=f"{settings.redis_prefix}:dramatiq", middleware=middleware)
+    return RedisBroker(
+        url=redis_url,
+        namespace=f"{settings.redis_prefix}:dramatiq",
+        middleware=middleware,
+        heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
+    )

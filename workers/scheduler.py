@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import anyio
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -21,12 +22,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings
+from domain.events import Step
 from projections import orders_projection, redis_relay
 from projections.log_follower import LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 from workers.actors import OrderActors
 from workers.broker import make_broker
 from workers.limit_jobs import LimitOrderJobs
+from workers.redriver import StuckOrderRedriver
 
 log = logging.getLogger("orderengine.scheduler")
 
@@ -64,6 +67,15 @@ async def run_scheduler_async(settings: Settings) -> None:
         await anyio.to_thread.run_sync(functools.partial(actors.send, "route", order_id))
 
     limit_jobs = LimitOrderJobs(pool, PostgresEventStore(pool.connection), send_route)
+
+    async def send_step(step: Step, order_id: str) -> None:
+        await anyio.to_thread.run_sync(functools.partial(actors.send, step, order_id))
+
+    async def claim_redrive(order_id: str, version: int) -> bool:
+        key = f"{settings.redis_prefix}:redriven:{order_id}:{version}"
+        return bool(await redis.set(key, "1", nx=True, ex=86_400))
+
+    redriver = StuckOrderRedriver(pool, send_step, claim_redrive, timedelta(seconds=settings.stuck_after_s))
     leader = asyncio.Event()  # set while this scheduler holds the relay lock
 
     def only_on_leader(job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
@@ -87,6 +99,14 @@ async def run_scheduler_async(settings: Settings) -> None:
             coalesce=True,
             name=job.__name__,
         )
+    scheduler.add_job(
+        only_on_leader(redriver.redrive),
+        "interval",
+        seconds=settings.stuck_check_interval_s,
+        max_instances=1,
+        coalesce=True,
+        name="redrive_stuck_orders",
+    )
     scheduler.start()
     await heartbeat()
 
