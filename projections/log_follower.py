@@ -83,6 +83,9 @@ class LogFollower:
 
     async def run(self) -> None:
         while True:
+            # Cleared before reading, not after: a NOTIFY that lands while a batch is
+            # being handled must wake the next round, or its event waits for the poll.
+            self.wakeup.clear()
             try:
                 handled = await self.step()
             except asyncio.CancelledError:
@@ -93,7 +96,6 @@ class LogFollower:
                 continue
             if handled >= self.batch_size:
                 continue
-            self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_interval)
             except TimeoutError:
