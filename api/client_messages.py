@@ -80,6 +80,7 @@ def event_details(event: Event) -> dict[str, Any]:
                 "expectedOut": _num(event.expected_out),
                 "minOut": _num(event.min_out),
                 "actions": event.actions,
+                "quote": quote_details(event.quote) if event.quote else None,
             }
         case OrderSubmitted():
             return {"dex": event.dex, "txHash": event.tx_hash}

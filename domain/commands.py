@@ -36,7 +36,9 @@ class RouteOrder(Command, frozen=True, kw_only=True):
 
 
 class BuildTransaction(Command, frozen=True, kw_only=True):
-    pass
+    """Build the swap; a limit order passes fresh quotes so its limit is checked again."""
+
+    fresh_quotes: list[Quote] = []
 
 
 class RequestSwap(Command, frozen=True, kw_only=True):

@@ -68,6 +68,8 @@ class OrderBuilding(Event, frozen=True, kw_only=True):
     expected_out: Decimal
     min_out: Decimal
     actions: list[str]
+    # The fresh quote the swap is built on, when the build re-quoted (limit orders).
+    quote: Quote | None = None
 
 
 class SwapRequested(Event, frozen=True, kw_only=True):

@@ -124,6 +124,7 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     expected_out: Decimal | None = None
     min_out: Decimal | None = None
     actions: list[str] = []
+    build_quote: Quote | None = None
     swap_key: str | None = None
     tx_hash: str | None = None
     executed_price: Decimal | None = None
@@ -137,6 +138,9 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def chosen_quote(self) -> Quote | None:
+        """The quote the swap executes on: the build's fresh one, else the routing one."""
+        if self.build_quote is not None:
+            return self.build_quote
         return next((q for q in self.quotes if q.dex == self.chosen_dex), None)
 
 
@@ -168,7 +172,8 @@ def evolve(state: OrderState, event: Event) -> OrderState:
                 slippage_tolerance=event.slippage_tolerance,
             )
         case OrderWaiting():
-            changes.update(best_price=event.best_price)
+            # Back from routing (the build re-check failed) the old route no longer applies.
+            changes.update(best_price=event.best_price, chosen_dex=None, expected_out=None, quotes=[])
         case OrderRouting():
             changes.update(
                 quotes=event.quotes,
@@ -177,7 +182,13 @@ def evolve(state: OrderState, event: Event) -> OrderState:
                 attempts=max(state.attempts, 1),
             )
         case OrderBuilding():
-            changes.update(min_out=event.min_out, expected_out=event.expected_out, actions=event.actions)
+            changes.update(
+                min_out=event.min_out,
+                expected_out=event.expected_out,
+                actions=event.actions,
+                chosen_dex=event.dex,
+                build_quote=event.quote,
+            )
         case SwapRequested():
             changes.update(swap_key=event.idempotency_key)
         case OrderSubmitted():
@@ -211,7 +222,7 @@ def decide(state: OrderState, command: Command) -> list[Event]:
         case RouteOrder():
             return _route(state, command)
         case BuildTransaction():
-            return _build(state)
+            return _build(state, command)
         case RecordSubmission():
             _require(state, "building", "submit")
             assert state.chosen_dex is not None
@@ -296,21 +307,31 @@ def _route(state: OrderState, cmd: RouteOrder) -> list[Event]:
     return [OrderRouting(quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason)]
 
 
-def _build(state: OrderState) -> list[Event]:
+def _build(state: OrderState, cmd: BuildTransaction) -> list[Event]:
+    """Build the swap; with fresh quotes, a limit order no longer met goes back to waiting."""
     _require(state, "routing", "build")
     assert state.chosen_dex is not None and state.expected_out is not None
+    dex, expected, quote = state.chosen_dex, state.expected_out, None
+    if cmd.fresh_quotes:
+        fresh = [routing.with_expected_out(q, state.amount) for q in cmd.fresh_quotes]
+        best, _ = routing.choose_best(fresh, state.amount)
+        achievable = routing.net_price(best, state.amount)
+        if state.limit_price is not None and achievable < state.limit_price:
+            return [OrderWaiting(best_dex=best.dex, best_price=achievable, limit_price=state.limit_price)]
+        dex, expected, quote = best.dex, best.expected_out, best
     actions: list[str] = []
     if is_native_sol(state.token_in):
         actions.append("wrap_sol")
-    actions.append(f"swap:{state.chosen_dex}")
+    actions.append(f"swap:{dex}")
     if is_native_sol(state.token_out):
         actions.append("unwrap_sol")
     return [
         OrderBuilding(
-            dex=state.chosen_dex,
-            expected_out=state.expected_out,
-            min_out=routing.minimum_out(state.expected_out, state.slippage_tolerance),
+            dex=dex,
+            expected_out=expected,
+            min_out=routing.minimum_out(expected, state.slippage_tolerance),
             actions=actions,
+            quote=quote,
         )
     ]
 

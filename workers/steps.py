@@ -67,7 +67,8 @@ class OrderSteps:
         self.backoff_base_ms = backoff_base_ms
         self.quote_timeout_s = quote_timeout_s
         self.rng = rng or random.Random()
-        self._steps: dict[str, Callable[[str, int], Awaitable[Outcome]]] = {
+        self._steps: dict[str, Callable[[str, int, str], Awaitable[Outcome]]] = {
+            "route": self._route,
             "build": self._build,
             "submit": self._submit,
             "confirm": self._confirm,
@@ -76,9 +77,7 @@ class OrderSteps:
     async def run(self, step: Step, order_id: str, attempt: int, message_id: str = "") -> Outcome:
         """Run one step; `message_id` (stable across redeliveries) makes its command ids unique."""
         try:
-            if step == "route":
-                return await self._route(order_id, attempt, message_id)
-            return await self._steps[step](order_id, attempt)
+            return await self._steps[step](order_id, attempt, message_id)
         except TransientError as exc:
             return await self._attempt_failed(step, order_id, attempt, str(exc), message_id)
         except DomainError:
@@ -202,15 +201,26 @@ class OrderSteps:
             raise TransientError("no DEX answered with a quote: " + "; ".join(repr(r) for r in results))
         return quotes
 
-    async def _build(self, order_id: str, attempt: int) -> Outcome:
+    async def _build(self, order_id: str, attempt: int, message_id: str) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "routing":
             return await self._skip(state)
         await self.limiter.acquire(order_id)  # renews the lease
-        await self._record("build", order_id, BuildTransaction(command_id=f"{order_id}:build"), attempt)
+        # A limit order is checked against a fresh quote: the price may have moved since routing.
+        fresh = await self._quotes(state) if state.order_type == "limit" else []
+        # The message id keeps the command unique if the order comes back through build later.
+        command = BuildTransaction(command_id=f"{order_id}:build:{message_id}", fresh_quotes=fresh)
+        state = await self._record("build", order_id, command, attempt)
+        if state.status == "waiting":
+            await self.limiter.release(order_id)
+            log.info(
+                "limit no longer met at build; waiting again",
+                extra={"orderId": order_id, "step": "build", "bestPrice": str(state.best_price)},
+            )
+            return DONE
         return Outcome(next_step="submit")
 
-    async def _submit(self, order_id: str, attempt: int) -> Outcome:
+    async def _submit(self, order_id: str, attempt: int, message_id: str) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "building":
             return await self._skip(state)
@@ -236,7 +246,7 @@ class OrderSteps:
         )
         return Outcome(next_step="confirm")
 
-    async def _confirm(self, order_id: str, attempt: int) -> Outcome:
+    async def _confirm(self, order_id: str, attempt: int, message_id: str) -> Outcome:
         state = await load(self.store, order_id)
         if state.status != "submitted":
             return await self._skip(state)

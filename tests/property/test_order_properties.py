@@ -140,6 +140,11 @@ class OrderLifecycle(RuleBasedStateMachine):
     def route(self, quotes: list[Quote]) -> None:
         self.run(RouteOrder(command_id="route", quotes=quotes))
 
+    @rule(quotes=quote_lists())
+    def build_with_fresh_quotes(self, quotes: list[Quote]) -> None:
+        """The build-time re-check: a limit order no longer met goes back to waiting."""
+        self.run(BuildTransaction(command_id="build-fresh", fresh_quotes=quotes))
+
     @rule()
     def build(self) -> None:
         self.run(BuildTransaction(command_id="build"))

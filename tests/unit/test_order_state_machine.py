@@ -561,3 +561,24 @@ def test_confirmation_for_another_transaction_is_refused() -> None:
     )
     with pytest.raises(DomainError):
         decide(submitted, wrong)
+
+
+def test_build_recheck_sends_a_limit_order_back_to_waiting_when_the_price_moved_away() -> None:
+    routed = route(place(order_type="limit", limit_price=Decimal("140")))
+    assert routed.status == "routing"
+    state, events = apply(
+        routed, BuildTransaction(command_id="b", fresh_quotes=quotes(raydium="120", meteora="119"))
+    )
+    assert [type(e) for e in events] == [OrderWaiting]
+    assert state.status == "waiting" and state.chosen_dex is None and state.best_price is not None
+    assert state.best_price < Decimal("140")
+
+
+def test_build_recheck_builds_on_the_fresh_best_quote_when_the_limit_still_holds() -> None:
+    routed = route(place(order_type="limit", limit_price=Decimal("140")))
+    fresh = quotes(raydium="141", meteora="160")  # meteora is now the better venue
+    state, events = apply(routed, BuildTransaction(command_id="b", fresh_quotes=fresh))
+    assert [type(e) for e in events] == [OrderBuilding]
+    assert state.chosen_dex == "meteora" and state.chosen_quote is not None
+    assert state.chosen_quote.price == Decimal("160")
+    assert state.min_out == routing.minimum_out(state.chosen_quote.expected_out, Decimal("0.01"))
