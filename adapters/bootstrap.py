@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from adapters import mock_dex
+from adapters.market import RedisMarket
 from adapters.settings import Settings
 from domain.ports import Dex
 
@@ -54,14 +55,14 @@ def make_dexes(settings: Settings) -> dict[str, Dex]:
     failures = mock_dex.FailurePlan(
         rate=settings.mock_fail_rate, first_n=settings.mock_fail_first_n, rng=random.Random(rng.random())
     )
+    sync_redis = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
     common: dict[str, object] = {
         "quote_ms": (settings.mock_quote_min_ms, settings.mock_quote_max_ms),
         "swap_ms": (settings.mock_swap_min_ms, settings.mock_swap_max_ms),
         "latency_scale": Decimal(settings.mock_latency_scale),
         "failures": failures,
-        "ledger": mock_dex.RedisSwapLedger(redis.Redis.from_url(settings.redis_url), settings.redis_prefix)
-        if settings.redis_url
-        else None,
+        "ledger": mock_dex.RedisSwapLedger(sync_redis, settings.redis_prefix) if sync_redis else None,
+        "market": RedisMarket(sync_redis, settings.redis_prefix) if sync_redis else None,
     }
     return {
         "raydium": mock_dex.raydium(rng=random.Random(rng.random()), **common),

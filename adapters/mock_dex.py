@@ -1,7 +1,9 @@
 """The mock DEXes of the brief: Raydium and Meteora with made-up but honest numbers.
 
-- quote: sleeps 200–400 ms; Raydium `base*(0.98+r*0.04)` fee 0.3%,
-  Meteora `base*(0.97+r*0.05)` fee 0.2%; each reports its pool's tokenIn reserve.
+- quote: sleeps 200–400 ms; Raydium `p*(0.98+r*0.04)` fee 0.3%,
+  Meteora `p*(0.97+r*0.05)` fee 0.2%, where `p` is the market's current price
+  (adapters/market.py; the reference price without one); each reports its
+  pool's tokenIn reserve.
 - a swap (submit then confirm) takes 2–3 s in all and settles within 0.5% of the
   quoted output. The mock is stateless between submit and confirm: the duration
   and the fill are derived from the transaction hash, so a confirm can run in any
@@ -52,6 +54,12 @@ class FailurePlan:
             return self.rate > 0 and Decimal(str(self._rng.random())) < self.rate
 
 
+class PriceSource(Protocol):
+    """The market the mock quotes around (units of tokenOut per tokenIn now)."""
+
+    def price(self, token_in: str, token_out: str) -> Decimal: ...
+
+
 class SwapLedger(Protocol):
     """The mock's "chain": which swaps were really executed, shared by every worker process."""
 
@@ -91,6 +99,7 @@ class MockDex:
         latency_scale: Decimal = Decimal(1),
         failures: FailurePlan | None = None,
         ledger: SwapLedger | None = None,
+        market: PriceSource | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
@@ -103,6 +112,7 @@ class MockDex:
         self.latency_scale = latency_scale
         self.failures = failures or FailurePlan()
         self.ledger = ledger
+        self.market = market
         self._rng = rng or random.Random()
 
     async def _sleep_ms(self, ms: float) -> None:
@@ -112,7 +122,7 @@ class MockDex:
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
         await self._sleep_ms(self._rng.uniform(*self.quote_ms))
-        base = reference_price(token_in, token_out)
+        base = self.market.price(token_in, token_out) if self.market else reference_price(token_in, token_out)
         r = Decimal(str(self._rng.random()))
         # Pool depth varies ±50% around the venue's typical size, in tokenIn units.
         depth = Decimal(str(self._rng.uniform(0.5, 1.5)))

@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The first N mock swap submissions in each worker process fail transiently.
     mock_fail_first_n: int = 0
     mock_seed: int | None = None
+    # Mock market: each tick, token prices move by MARKET_VOLATILITY (log, 1 sigma) and
+    # revert toward their reference price by MARKET_REVERSION; 0 volatility freezes them.
+    market_tick_ms: int = 1000
+    market_volatility: Decimal = Decimal("0.002")
+    market_reversion: Decimal = Decimal("0.01")
     default_slippage: Decimal = Decimal("0.01")
     max_slippage: Decimal = Decimal("0.5")
     quote_timeout_ms: int = 2000
@@ -144,6 +149,9 @@ _ENV: dict[str, tuple[str, object]] = {
     "MOCK_FAIL_RATE": ("mock_fail_rate", _decimal),
     "MOCK_FAIL_FIRST_N": ("mock_fail_first_n", int),
     "MOCK_SEED": ("mock_seed", _optional_int),
+    "MARKET_TICK_MS": ("market_tick_ms", int),
+    "MARKET_VOLATILITY": ("market_volatility", _decimal),
+    "MARKET_REVERSION": ("market_reversion", _decimal),
     "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
     "MAX_SLIPPAGE": ("max_slippage", _decimal),
     "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
@@ -197,6 +205,8 @@ def _check(s: Settings) -> None:
         problems.append("need 0 <= DEFAULT_SLIPPAGE <= MAX_SLIPPAGE < 1")
     if s.worker_processes < 1 or s.worker_threads < 1:
         problems.append("WORKER_PROCESSES and WORKER_THREADS must be at least 1")
+    if s.market_tick_ms < 10 or not 0 <= s.market_volatility < 1 or not 0 <= s.market_reversion <= 1:
+        problems.append("need MARKET_TICK_MS >= 10, 0 <= MARKET_VOLATILITY < 1, 0 <= MARKET_REVERSION <= 1")
     if s.limit_recheck_interval_ms < 10:
         problems.append("LIMIT_RECHECK_INTERVAL_MS must be at least 10")
     if not 1 <= s.limit_default_ttl_s <= s.limit_max_ttl_s:

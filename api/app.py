@@ -16,16 +16,18 @@ from typing import Any
 
 import anyio
 import psycopg
+import redis as sync_redis
 import redis.exceptions
-from litestar import Litestar, Request, Response, delete, get, post
+from litestar import Litestar, Request, Response, delete, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.handlers import websocket
 
-from adapters.bootstrap import make_pool, make_redis
+from adapters.bootstrap import make_pool, make_redis, require_urls
+from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings, load_settings
-from api.order_request import RequestError, parse_order_request
+from api.order_request import RequestError, parse_market_prices, parse_order_request
 from api.order_stream import stream_order
 from domain.commands import CancelOrder, PlaceOrder
 from domain.errors import DomainError, InvalidTransition, OrderNotFound
@@ -150,6 +152,26 @@ async def cancel_order(order_id: str, state: State) -> dict[str, Any]:
     return {"orderId": oid, "status": order.status, "message": "Order cancelled"}
 
 
+async def _current_prices(state: State) -> dict[str, str]:
+    prices = await anyio.to_thread.run_sync(state.market.usd_prices)
+    return {symbol: str(price) for symbol, price in prices.items()}
+
+
+@get("/api/market/prices")
+async def market_prices(state: State) -> dict[str, str]:
+    """The mock market's current USD price of each token."""
+    return await _current_prices(state)
+
+
+@put("/api/market/prices", status_code=200)
+async def set_market_prices(request: Request[Any, Any, Any], state: State) -> dict[str, str]:
+    """Set USD prices in the mock market (operators and tests: a deterministic price path)."""
+    prices = parse_market_prices(await request.body())
+    await anyio.to_thread.run_sync(state.market.set_prices, prices)
+    log.info("market prices set", extra={"prices": {k: str(v) for k, v in prices.items()}})
+    return await _current_prices(state)
+
+
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -165,6 +187,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        _, redis_url = require_urls(settings)
         pool = make_pool(settings, min_size=2, max_size=10)
         await pool.open(wait=True)
         client = make_redis(settings)
@@ -175,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             redis=client,
             store=PostgresEventStore(pool.connection),
             actors=OrderActors(broker, settings),
+            market=RedisMarket(sync_redis.Redis.from_url(redis_url), settings.redis_prefix),
         )
         try:
             yield
@@ -184,7 +208,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[execute_order, get_order, cancel_order, healthz, ws_order],
+        route_handlers=[
+            execute_order,
+            get_order,
+            cancel_order,
+            market_prices,
+            set_market_prices,
+            healthz,
+            ws_order,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             RequestError: _request_error,

@@ -133,3 +133,29 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
 def _positive(field: str, value: Decimal) -> None:
     if not value.is_finite() or value <= 0:
         raise RequestError(f"{field} must be a number greater than 0", field=field)
+
+
+def parse_market_prices(body: bytes) -> dict[str, Decimal]:
+    """`{"SOL": "160", …}`: USD prices for known tokens, each > 0; RequestError naming the token."""
+    try:
+        # Values decoded one by one: msgspec names a bad dict value only as `$[...]`.
+        items = msgspec.json.decode(body or b"{}", type=dict[str, str | int | float])
+    except msgspec.ValidationError:
+        raise RequestError('expected an object of token prices, e.g. {"SOL": "160"}') from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
+    raw: dict[str, Decimal] = {}
+    for symbol, value in items.items():
+        try:
+            raw[symbol] = Decimal(str(value))
+        except ArithmeticError:
+            raise RequestError(f"{symbol} must be a number", field=symbol) from None
+    if not raw:
+        raise RequestError('give at least one token price, e.g. {"SOL": "160"}')
+    for symbol, price in raw.items():
+        if symbol not in TOKENS:
+            raise RequestError(
+                f"unknown token {symbol!r}; known tokens: {', '.join(sorted(TOKENS))}", field=symbol
+            )
+        _positive(symbol, price)
+    return raw

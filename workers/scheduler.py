@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import anyio
+import redis as sync_redis
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from adapters.bootstrap import make_pool, make_redis, require_urls
+from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings
 from domain.events import Step
@@ -37,7 +40,7 @@ HEARTBEAT_SECONDS = 5
 
 
 async def run_scheduler_async(settings: Settings) -> None:
-    database_url, _ = require_urls(settings)
+    database_url, redis_url = require_urls(settings)
     pool = make_pool(settings, min_size=2, max_size=4)
     await pool.open(wait=True)
     redis = make_redis(settings)
@@ -85,6 +88,14 @@ async def run_scheduler_async(settings: Settings) -> None:
 
         return run
 
+    market = RedisMarket(sync_redis.Redis.from_url(redis_url), settings.redis_prefix)
+    market_rng = random.Random(settings.mock_seed)
+
+    async def advance_market() -> None:
+        await anyio.to_thread.run_sync(
+            market.advance, market_rng, float(settings.market_volatility), float(settings.market_reversion)
+        )
+
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler()
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS)
@@ -107,6 +118,15 @@ async def run_scheduler_async(settings: Settings) -> None:
         coalesce=True,
         name="redrive_stuck_orders",
     )
+    if settings.market_volatility > 0:
+        scheduler.add_job(
+            only_on_leader(advance_market),
+            "interval",
+            seconds=settings.market_tick_ms / 1000,
+            max_instances=1,
+            coalesce=True,
+            name="advance_market",
+        )
     scheduler.start()
     await heartbeat()
 

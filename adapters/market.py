@@ -1,0 +1,73 @@
+"""The mock market: USD prices per token that move, shared by every process.
+
+Prices live in Redis (`{prefix}:market:usd`, a hash token → USD price) so the
+API, every worker process and the scheduler see one market. The scheduler's
+leader advances it every tick with a seeded, mean-reverting random walk around
+each token's reference price (stablecoins stay put); operators and tests can set
+prices directly (`PUT /api/market/prices`), and with volatility 0 a price set
+stays exactly where it was put, which gives tests a deterministic price path.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import Decimal
+
+import redis
+
+from domain.tokens import TOKENS
+
+STABLECOINS = frozenset({"USDC", "USDT"})
+
+
+def market_key(prefix: str) -> str:
+    return f"{prefix}:market:usd"
+
+
+def random_walk_step(
+    prices: dict[str, Decimal], rng: random.Random, volatility: float, reversion: float
+) -> dict[str, Decimal]:
+    """One tick: each non-stable token's log price moves by `volatility` × N(0,1)
+    and is pulled back toward its reference price by `reversion` (0..1)."""
+    moved: dict[str, Decimal] = {}
+    for symbol, token in TOKENS.items():
+        current = prices.get(symbol, token.reference_usd)
+        if symbol in STABLECOINS or volatility == 0:
+            moved[symbol] = current
+            continue
+        drift = -reversion * math.log(float(current / token.reference_usd))
+        factor = math.exp(drift + volatility * rng.gauss(0.0, 1.0))
+        moved[symbol] = (current * Decimal(str(factor))).quantize(Decimal("1e-12"))
+    return moved
+
+
+class RedisMarket:
+    """Reads and writes the shared USD prices; missing tokens fall back to reference prices."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.key = market_key(prefix)
+
+    def usd_prices(self) -> dict[str, Decimal]:
+        stored = self.client.hgetall(self.key)
+        prices = {t.symbol: t.reference_usd for t in TOKENS.values()}
+        for raw_symbol, raw_price in stored.items():  # type: ignore[union-attr]
+            symbol = raw_symbol.decode() if isinstance(raw_symbol, bytes) else str(raw_symbol)
+            if symbol in prices:
+                prices[symbol] = Decimal(raw_price.decode() if isinstance(raw_price, bytes) else raw_price)
+        return prices
+
+    def price(self, token_in: str, token_out: str) -> Decimal:
+        """Units of `token_out` per unit of `token_in` now."""
+        usd = self.usd_prices()
+        return usd[token_in] / usd[token_out]
+
+    def set_prices(self, prices: dict[str, Decimal]) -> None:
+        if prices:
+            self.client.hset(self.key, mapping={k: str(v) for k, v in prices.items()})
+
+    def advance(self, rng: random.Random, volatility: float, reversion: float) -> dict[str, Decimal]:
+        moved = random_walk_step(self.usd_prices(), rng, volatility, reversion)
+        self.set_prices(moved)
+        return moved

@@ -1,0 +1,40 @@
+"""The mock market's random walk (pure)."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from adapters.market import STABLECOINS, random_walk_step
+from domain.tokens import TOKENS
+
+
+def walk(steps: int, seed: int, volatility: float = 0.01, reversion: float = 0.05) -> dict[str, Decimal]:
+    rng, prices = random.Random(seed), {}
+    for _ in range(steps):
+        prices = random_walk_step(prices, rng, volatility, reversion)
+    return prices
+
+
+def test_the_walk_is_deterministic_for_a_seed() -> None:
+    assert walk(50, seed=1) == walk(50, seed=1)
+    assert walk(50, seed=1) != walk(50, seed=2)
+
+
+def test_stablecoins_stay_at_their_reference_price() -> None:
+    prices = walk(100, seed=3)
+    for symbol in STABLECOINS:
+        assert prices[symbol] == TOKENS[symbol].reference_usd
+
+
+def test_prices_move_but_revert_toward_their_reference() -> None:
+    prices = walk(2000, seed=4)
+    sol = prices["SOL"] / TOKENS["SOL"].reference_usd
+    assert prices["SOL"] != TOKENS["SOL"].reference_usd
+    # sigma 1% a tick with 5% reversion keeps the log price within a few tenths of the base.
+    assert Decimal("0.5") < sol < Decimal("2")
+
+
+def test_zero_volatility_freezes_the_market() -> None:
+    start = {"SOL": Decimal("170")}
+    assert random_walk_step(start, random.Random(0), 0.0, 0.5)["SOL"] == Decimal("170")
