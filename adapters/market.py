@@ -6,6 +6,10 @@ leader advances it every tick with a seeded, mean-reverting random walk around
 each token's reference price (stablecoins stay put); operators and tests can set
 prices directly (`PUT /api/market/prices`), and with volatility 0 a price set
 stays exactly where it was put, which gives tests a deterministic price path.
+
+Tokens marked `launched=False` (domain/tokens.py) have no pools until launched
+(`POST /api/market/launches`, `orderengine launch TOKEN`, or MOCK_LAUNCHES at a set
+time); the set of launched ones is `{prefix}:market:launched`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ STABLECOINS = frozenset({"USDC", "USDT"})
 
 def market_key(prefix: str) -> str:
     return f"{prefix}:market:usd"
+
+
+def launches_key(prefix: str) -> str:
+    return f"{prefix}:market:launched"
 
 
 def random_walk_step(
@@ -48,6 +56,7 @@ class RedisMarket:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.key = market_key(prefix)
+        self.launches = launches_key(prefix)
 
     def usd_prices(self) -> dict[str, Decimal]:
         stored = self.client.hgetall(self.key)
@@ -71,3 +80,16 @@ class RedisMarket:
         moved = random_walk_step(self.usd_prices(), rng, volatility, reversion)
         self.set_prices(moved)
         return moved
+
+    def is_launched(self, token: str) -> bool:
+        """Pools exist for the token: it always had them, or it was launched."""
+        return TOKENS[token].launched or bool(self.client.sismember(self.launches, token))
+
+    def has_pool(self, token_in: str, token_out: str) -> bool:
+        return self.is_launched(token_in) and self.is_launched(token_out)
+
+    def launch(self, token: str) -> bool:
+        """Open pools for `token`; False if it had them already."""
+        if TOKENS[token].launched:
+            return False
+        return bool(self.client.sadd(self.launches, token))

@@ -25,7 +25,7 @@ from typing import Protocol
 import redis
 from solders.signature import Signature
 
-from domain.errors import TransientError
+from domain.errors import NoPool, TransientError
 from domain.events import Quote
 from domain.ports import SwapReceipt
 from domain.routing import expected_out
@@ -58,6 +58,8 @@ class PriceSource(Protocol):
     """The market the mock quotes around (units of tokenOut per tokenIn now)."""
 
     def price(self, token_in: str, token_out: str) -> Decimal: ...
+
+    def has_pool(self, token_in: str, token_out: str) -> bool: ...
 
 
 class SwapLedger(Protocol):
@@ -122,6 +124,13 @@ class MockDex:
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
         await self._sleep_ms(self._rng.uniform(*self.quote_ms))
+        pooled = (
+            self.market.has_pool(token_in, token_out)
+            if self.market
+            else TOKENS[token_in].launched and TOKENS[token_out].launched
+        )
+        if not pooled:
+            raise NoPool(token_in, token_out)
         base = self.market.price(token_in, token_out) if self.market else reference_price(token_in, token_out)
         r = Decimal(str(self._rng.random()))
         # Pool depth varies ±50% around the venue's typical size, in tokenIn units.

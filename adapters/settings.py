@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -61,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     market_tick_ms: int = 1000
     market_volatility: Decimal = Decimal("0.002")
     market_reversion: Decimal = Decimal("0.01")
+    # Tokens that launch by themselves at a set time: "LAUNCH=2026-11-24T20:00:00Z,…".
+    mock_launches: dict[str, datetime] = {}
     default_slippage: Decimal = Decimal("0.01")
     max_slippage: Decimal = Decimal("0.5")
     quote_timeout_ms: int = 2000
@@ -113,6 +116,19 @@ def _decimal(raw: str) -> Decimal:
     return value
 
 
+def _launches(raw: str) -> dict[str, datetime]:
+    schedule: dict[str, datetime] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        token, sep, when = item.partition("=")
+        if not sep:
+            raise ValueError(f"expected TOKEN=ISO-8601 time, got {item!r}")
+        at = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise ValueError(f"{item!r}: the time needs a timezone")
+        schedule[token.strip()] = at
+    return schedule
+
+
 def _optional_str(raw: str) -> str | None:
     return raw or None
 
@@ -152,6 +168,7 @@ _ENV: dict[str, tuple[str, object]] = {
     "MARKET_TICK_MS": ("market_tick_ms", int),
     "MARKET_VOLATILITY": ("market_volatility", _decimal),
     "MARKET_REVERSION": ("market_reversion", _decimal),
+    "MOCK_LAUNCHES": ("mock_launches", _launches),
     "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
     "MAX_SLIPPAGE": ("max_slippage", _decimal),
     "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
@@ -217,6 +234,11 @@ def _check(s: Settings) -> None:
         problems.append("WORKER_HEARTBEAT_TIMEOUT_MS must be at least 1000")
     if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
         problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
+    from domain.tokens import TOKENS
+
+    unknown = [t for t in s.mock_launches if t not in TOKENS]
+    if unknown:
+        problems.append(f"MOCK_LAUNCHES names unknown tokens: {', '.join(unknown)}")
     if s.log_format not in {"console", "json"}:
         problems.append("LOG_FORMAT must be console or json")
     if s.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

@@ -27,7 +27,7 @@ from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings, load_settings
-from api.order_request import RequestError, parse_market_prices, parse_order_request
+from api.order_request import RequestError, parse_launch_request, parse_market_prices, parse_order_request
 from api.order_stream import stream_order
 from domain.commands import CancelOrder, PlaceOrder
 from domain.errors import DomainError, InvalidTransition, OrderNotFound
@@ -35,6 +35,7 @@ from domain.handling import handle
 from projections.order_views import find_order
 from workers.actors import OrderActors
 from workers.broker import make_broker
+from workers.limit_jobs import LimitOrderJobs, launch_token
 
 log = logging.getLogger("orderengine.api")
 
@@ -111,7 +112,9 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
     )
     await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
     actors: OrderActors = state.actors
-    await anyio.to_thread.run_sync(partial(actors.send, "route", order_id))
+    await anyio.to_thread.run_sync(
+        partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
+    )
     log.info(
         "order accepted",
         extra={"orderId": order_id, "userId": body.userId, "orderType": body.orderType, "step": "pending"},
@@ -172,6 +175,14 @@ async def set_market_prices(request: Request[Any, Any, Any], state: State) -> di
     return await _current_prices(state)
 
 
+@post("/api/market/launches", status_code=200)
+async def launch(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Launch a token in the mock market: its pools open and its sniper orders fire."""
+    token = parse_launch_request(await request.body())
+    launched, woken = await launch_token(state.market, state.waiting_jobs, token)
+    return {"token": token, "launched": launched, "ordersWoken": woken}
+
+
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -200,6 +211,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             actors=OrderActors(broker, settings),
             market=RedisMarket(sync_redis.Redis.from_url(redis_url), settings.redis_prefix),
         )
+        actors: OrderActors = app.state.actors
+
+        async def send_route(order_id: str, priority: bool) -> None:
+            await anyio.to_thread.run_sync(partial(actors.send, "route", order_id, priority=priority))
+
+        app.state.waiting_jobs = LimitOrderJobs(pool, app.state.store, send_route)
         try:
             yield
         finally:
@@ -214,6 +231,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cancel_order,
             market_prices,
             set_market_prices,
+            launch,
             healthz,
             ws_order,
         ],

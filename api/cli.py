@@ -59,6 +59,34 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _launch(settings: Settings, token: str) -> int:
+    """Ask the running engine's API to launch a token (mock market)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    request = urllib.request.Request(
+        f"http://{host}:{settings.port}/api/market/launches",
+        data=json.dumps({"token": token}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"orderengine: launch refused: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"orderengine: cannot reach the engine at {host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    state = "launched" if result["launched"] else "already launched"
+    print(f"{token}: {state}; {result['ordersWoken']} orders woken")
+    return 0
+
+
 def _run(settings: Settings) -> int:
     from api.supervisor import run_engine
 
@@ -79,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text)
+    launch = sub.add_parser(
+        "launch",
+        help="launch a token in the mock market (its sniper orders fire)",
+        description=_launch.__doc__,
+    )
+    launch.add_argument("token", help="the token symbol, e.g. LAUNCH")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -92,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         from db.migrate import apply_migrations
 
         apply_migrations(settings.database_url)  # idempotent; serialised by an advisory lock
+    if args.command == "launch":
+        return _launch(settings, args.token)
     try:
         return COMMANDS[args.command][0](settings)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ import msgspec
 
 from domain.events import (
     Event,
+    OrderAwaitingLaunch,
     OrderBuilding,
     OrderCancelled,
     OrderConfirmed,
@@ -63,6 +64,8 @@ def event_details(event: Event) -> dict[str, Any]:
                 "bestPrice": _num(event.best_price),
                 "limitPrice": _num(event.limit_price),
             }
+        case OrderAwaitingLaunch():
+            return {"token": event.token}
         case OrderCancelled():
             return {"reason": event.reason, "by": event.by}
         case OrderExpired():

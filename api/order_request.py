@@ -159,3 +159,22 @@ def parse_market_prices(body: bytes) -> dict[str, Decimal]:
             )
         _positive(symbol, price)
     return raw
+
+
+class LaunchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    token: str
+
+
+def parse_launch_request(body: bytes) -> str:
+    """`{"token": "LAUNCH"}`: a known token; RequestError naming the field."""
+    try:
+        request = msgspec.json.decode(body or b"{}", type=LaunchRequest)
+    except msgspec.ValidationError as exc:
+        raise RequestError(_humanise(str(exc)), field="token") from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
+    if request.token not in TOKENS:
+        raise RequestError(
+            f"unknown token {request.token!r}; known tokens: {', '.join(sorted(TOKENS))}", field="token"
+        )
+    return request.token

@@ -83,3 +83,9 @@ class ExpireOrder(Command, frozen=True, kw_only=True):
     """End a limit order whose `expires_at` is at or before `now` and that has not started executing."""
 
     now: datetime
+
+
+class AwaitLaunch(Command, frozen=True, kw_only=True):
+    """Routing found no pool for a sniper order's pair: wait until `token` launches."""
+
+    token: str

@@ -46,5 +46,14 @@ class ConcurrencyConflict(EngineError):
         self.expected_version = expected_version
 
 
+class NoPool(EngineError):
+    """No pool exists for the pair (yet): a sniper order waits for the launch, others fail."""
+
+    def __init__(self, token_in: str, token_out: str) -> None:
+        super().__init__(f"no pool for {token_in}/{token_out}")
+        self.token_in = token_in
+        self.token_out = token_out
+
+
 class TransientError(EngineError):
     """A failure that may succeed if tried again (timeout, RPC error, no quotes)."""

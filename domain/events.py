@@ -56,6 +56,12 @@ class OrderWaiting(Event, frozen=True, kw_only=True):
     limit_price: Decimal
 
 
+class OrderAwaitingLaunch(Event, frozen=True, kw_only=True):
+    """A sniper order found no pool for its pair: it waits for the token's launch."""
+
+    token: str
+
+
 class OrderRouting(Event, frozen=True, kw_only=True):
     quotes: list[Quote]
     chosen_dex: str
@@ -116,6 +122,7 @@ class OrderExpired(Event, frozen=True, kw_only=True):
 OrderEvent = (
     OrderPending
     | OrderWaiting
+    | OrderAwaitingLaunch
     | OrderRouting
     | OrderBuilding
     | SwapRequested
@@ -132,6 +139,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         OrderPending,
         OrderWaiting,
+        OrderAwaitingLaunch,
         OrderRouting,
         OrderBuilding,
         SwapRequested,

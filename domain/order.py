@@ -17,6 +17,7 @@ import msgspec
 
 from domain import routing
 from domain.commands import (
+    AwaitLaunch,
     BuildTransaction,
     CancelOrder,
     Command,
@@ -32,6 +33,7 @@ from domain.commands import (
 from domain.errors import CannotCancel, DomainError, InvalidTransition
 from domain.events import (
     Event,
+    OrderAwaitingLaunch,
     OrderBuilding,
     OrderCancelled,
     OrderConfirmed,
@@ -91,6 +93,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 STATUS_OF_EVENT: dict[type[Event], Status | None] = {
     OrderPending: "pending",
     OrderWaiting: "waiting",
+    OrderAwaitingLaunch: "waiting",
     OrderCancelled: "cancelled",
     OrderExpired: "expired",
     OrderRouting: "routing",
@@ -131,6 +134,11 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     amount_out: Decimal | None = None
     attempts: int = 0
     last_error: str | None = None
+
+    @property
+    def is_priority(self) -> bool:
+        """Sniper orders run in the priority lane."""
+        return self.order_type == "sniper"
 
     @property
     def is_terminal(self) -> bool:
@@ -245,6 +253,13 @@ def decide(state: OrderState, command: Command) -> list[Event]:
                     state.status, "the swap is already being sent; it can no longer be cancelled"
                 )
             return [OrderCancelled(reason=command.reason, by=command.by)]
+        case AwaitLaunch():
+            if state.order_type != "sniper":
+                raise DomainError(f"only sniper orders wait for a launch, not {state.order_type}")
+            if state.status == "waiting":
+                return []  # already waiting for it
+            _require(state, "pending", "wait for a launch for")
+            return [OrderAwaitingLaunch(token=command.token)]
         case RequestSwap():
             _require(state, "building", "send the swap of")
             if state.swap_key is not None:

@@ -16,6 +16,9 @@ class Token(msgspec.Struct, frozen=True):
     mint: str
     decimals: int
     reference_usd: Decimal
+    # False for a token whose pools do not exist yet (in mock mode, until it is launched):
+    # what sniper orders wait for.
+    launched: bool = True
 
 
 NATIVE_SOL_MINT = "So11111111111111111111111111111111111111112"
@@ -29,6 +32,8 @@ TOKENS: dict[str, Token] = {
         Token("BONK", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5, Decimal("0.00002")),
         Token("JUP", "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", 6, Decimal("0.8")),
         Token("RAY", "4k3Dyjzvzp8eMZWUXbBCjEvwSkkk59S5iCNLY3QrkX6R", 6, Decimal("2.5")),
+        # A made-up token that launches during a demo or a test (mint is a placeholder).
+        Token("LAUNCH", "LaunchMint1111111111111111111111111111111111", 6, Decimal("0.01"), launched=False),
     )
 }
 

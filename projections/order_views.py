@@ -83,13 +83,18 @@ async def find_order(
     return to_view(row_params(fold(r.event for r in history), history))
 
 
-async def waiting_order_ids(pool: AsyncConnectionPool[AsyncConnection[Any]], limit: int = 1000) -> list[str]:
-    """Limit orders waiting for their price, oldest first."""
+async def waiting_orders(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], limit: int = 1000, token: str | None = None
+) -> list[tuple[str, str]]:
+    """(id, order_type) of waiting orders, oldest first; with `token`, only those trading it."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT id FROM orders WHERE status = 'waiting' ORDER BY updated_at LIMIT %s", (limit,)
+            "SELECT id, order_type FROM orders WHERE status = 'waiting'"
+            " AND (%(token)s::text IS NULL OR token_in = %(token)s OR token_out = %(token)s)"
+            " ORDER BY updated_at LIMIT %(limit)s",
+            {"token": token, "limit": limit},
         )
-        return [str(r[0]) for r in await cur.fetchall()]
+        return [(str(r[0]), str(r[1])) for r in await cur.fetchall()]
 
 
 async def due_for_expiry(
@@ -107,13 +112,13 @@ async def due_for_expiry(
 
 async def stuck_orders(
     pool: AsyncConnectionPool[AsyncConnection[Any]], older_than: datetime, limit: int = 1000
-) -> list[tuple[str, str, int]]:
-    """(id, status, version) of executing orders whose last event is older than `older_than`."""
+) -> list[tuple[str, str, int, str]]:
+    """(id, status, version, order_type) of executing orders whose last event is older than `older_than`."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT id, status, version FROM orders"
+            "SELECT id, status, version, order_type FROM orders"
             " WHERE status IN ('pending', 'routing', 'building', 'submitted') AND updated_at < %s"
             " ORDER BY updated_at LIMIT %s",
             (older_than, limit),
         )
-        return [(str(r[0]), str(r[1]), int(r[2])) for r in await cur.fetchall()]
+        return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in await cur.fetchall()]

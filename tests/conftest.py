@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -42,22 +43,36 @@ def server_urls() -> Iterator[tuple[str, str]]:
         servers.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(server_urls: tuple[str, str]) -> Iterator[str]:
-    """A fresh, migrated database for this session, dropped at the end."""
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new migrated database on the server of `admin_url`, dropped afterwards."""
     from db.migrate import apply_migrations
 
-    admin_url = server_urls[0]
     name = f"oe_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_conninfo(admin_url, dbname=name)
-    apply_migrations(url)
     try:
+        apply_migrations(url)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url(server_urls: tuple[str, str]) -> Iterator[str]:
+    """A fresh, migrated database for this session, dropped at the end."""
+    with fresh_database(server_urls[0]) as url:
+        yield url
+
+
+@pytest.fixture
+def own_database_url(server_urls: tuple[str, str]) -> Iterator[str]:
+    """A database for one test alone: for engines whose scheduler jobs (re-driving,
+    expiry) would otherwise act on orders other tests left in the shared database."""
+    with fresh_database(server_urls[0]) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from adapters.settings import Settings
 from domain.errors import DomainError
 from domain.events import Step
 from domain.ports import Dex
-from workers.broker import QUEUE
+from workers.broker import PRIORITY_QUEUE, QUEUE
 from workers.steps import OrderSteps, Outcome
 
 log = logging.getLogger("orderengine.actors")
@@ -81,14 +81,21 @@ class OrderActors:
         self._dexes: dict[str, Dex] | None = None
         self._lock = threading.Lock()
         self._runtimes: list[ThreadRuntime] = []
-        self.actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+        self.actors: dict[tuple[Step, bool], dramatiq.Actor[Any, Any]] = {}
         for step in STEPS:
-            self.actors[step] = dramatiq.actor(
-                self._actor_fn(step), actor_name=step, queue_name=QUEUE, broker=broker
-            )
+            for priority in (False, True):
+                self.actors[(step, priority)] = dramatiq.actor(
+                    self._actor_fn(step, priority),
+                    actor_name=f"{step}_priority" if priority else step,
+                    queue_name=PRIORITY_QUEUE if priority else QUEUE,
+                    # Dramatiq runs lower numbers first among the messages a worker holds.
+                    priority=0 if priority else 10,
+                    broker=broker,
+                )
 
-    def send(self, step: Step, order_id: str, delay_ms: int | None = None) -> None:
-        self.actors[step].send_with_options(args=(order_id,), delay=delay_ms)
+    def send(self, step: Step, order_id: str, delay_ms: int | None = None, *, priority: bool = False) -> None:
+        """Enqueue `step` for the order; `priority` (sniper orders) uses the lane ahead of the others."""
+        self.actors[(step, priority)].send_with_options(args=(order_id,), delay=delay_ms)
 
     def _runtime(self) -> ThreadRuntime:
         runtime: ThreadRuntime | None = getattr(self._local, "runtime", None)
@@ -110,7 +117,7 @@ class OrderActors:
                 log.warning("closing a worker thread's clients failed", exc_info=True)
         self._runtimes.clear()
 
-    def _actor_fn(self, step: Step):  # type: ignore[no-untyped-def]
+    def _actor_fn(self, step: Step, priority: bool):  # type: ignore[no-untyped-def]
         def execute(order_id: str) -> None:
             message = CurrentMessage.get_current_message()
             attempt = (message.options.get("retries", 0) if message else 0) + 1
@@ -123,9 +130,9 @@ class OrderActors:
             if outcome.retry_in_ms is not None:
                 raise dramatiq.Retry(delay=outcome.retry_in_ms)
             if outcome.defer_ms is not None:
-                self.send(step, order_id, delay_ms=outcome.defer_ms)
+                self.send(step, order_id, delay_ms=outcome.defer_ms, priority=priority)
             elif outcome.next_step is not None:
-                self.send(outcome.next_step, order_id)
+                self.send(outcome.next_step, order_id, priority=priority)
 
-        execute.__name__ = step
+        execute.__name__ = f"{step}_priority" if priority else step
         return execute

@@ -28,6 +28,9 @@ from adapters.bootstrap import require_urls
 from adapters.settings import Settings
 
 QUEUE = "orders"
+# Sniper orders: their own queue and actors with a higher priority, so a worker runs
+# them ahead of ordinary orders it holds.
+PRIORITY_QUEUE = "orders_priority"
 INFRA_RETRIES = 10
 
 

@@ -37,7 +37,7 @@ class StuckOrderRedriver:
     def __init__(
         self,
         pool: AsyncConnectionPool[AsyncConnection[Any]],
-        send: Callable[[Step, str], Awaitable[None]],
+        send: Callable[[Step, str, bool], Awaitable[None]],
         claim: Callable[[str, int], Awaitable[bool]],
         stuck_after: timedelta,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -51,13 +51,15 @@ class StuckOrderRedriver:
     async def redrive(self) -> int:
         """Send each stuck order's next step; returns how many were re-driven."""
         redriven = 0
-        for order_id, status, version in await stuck_orders(self.pool, self.clock() - self.stuck_after):
+        for order_id, status, version, order_type in await stuck_orders(
+            self.pool, self.clock() - self.stuck_after
+        ):
             if not await self.claim(order_id, version):
                 continue  # already re-driven in this state
             step = STEP_FOR_STATUS[status]
             log.warning(
                 "re-driving a stuck order", extra={"orderId": order_id, "status": status, "step": step}
             )
-            await self.send(step, order_id)
+            await self.send(step, order_id, order_type == "sniper")
             redriven += 1
         return redriven

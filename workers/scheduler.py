@@ -31,7 +31,7 @@ from projections.log_follower import LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 from workers.actors import OrderActors
 from workers.broker import make_broker
-from workers.limit_jobs import LimitOrderJobs
+from workers.limit_jobs import LimitOrderJobs, launch_due_tokens
 from workers.redriver import StuckOrderRedriver
 
 log = logging.getLogger("orderengine.scheduler")
@@ -66,13 +66,13 @@ async def run_scheduler_async(settings: Settings) -> None:
     broker = make_broker(settings)
     actors = OrderActors(broker, settings)  # only to send messages; this process runs none
 
-    async def send_route(order_id: str) -> None:
-        await anyio.to_thread.run_sync(functools.partial(actors.send, "route", order_id))
+    async def send_route(order_id: str, priority: bool) -> None:
+        await anyio.to_thread.run_sync(functools.partial(actors.send, "route", order_id, priority=priority))
 
     limit_jobs = LimitOrderJobs(pool, PostgresEventStore(pool.connection), send_route)
 
-    async def send_step(step: Step, order_id: str) -> None:
-        await anyio.to_thread.run_sync(functools.partial(actors.send, step, order_id))
+    async def send_step(step: Step, order_id: str, priority: bool) -> None:
+        await anyio.to_thread.run_sync(functools.partial(actors.send, step, order_id, priority=priority))
 
     async def claim_redrive(order_id: str, version: int) -> bool:
         key = f"{settings.redis_prefix}:redriven:{order_id}:{version}"
@@ -118,6 +118,19 @@ async def run_scheduler_async(settings: Settings) -> None:
         coalesce=True,
         name="redrive_stuck_orders",
     )
+
+    async def launch_scheduled() -> None:
+        await launch_due_tokens(market, limit_jobs, settings.mock_launches)
+
+    if settings.mock_launches:
+        scheduler.add_job(
+            only_on_leader(launch_scheduled),
+            "interval",
+            seconds=settings.market_tick_ms / 1000,
+            max_instances=1,
+            coalesce=True,
+            name="launch_scheduled_tokens",
+        )
     if settings.market_volatility > 0:
         scheduler.add_job(
             only_on_leader(advance_market),

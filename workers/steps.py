@@ -20,19 +20,22 @@ import msgspec
 from adapters.redis_limiter import ExecutionLimiter
 from domain.backoff import backoff_ms
 from domain.commands import (
+    AwaitLaunch,
     BuildTransaction,
     Command,
+    FailOrder,
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
     RequestSwap,
     RouteOrder,
 )
-from domain.errors import DomainError, TransientError
+from domain.errors import DomainError, NoPool, TransientError
 from domain.events import OrderRouting, Quote, Step
 from domain.handling import handle, load
 from domain.order import OrderState, decide
 from domain.ports import Dex, EventStore
+from domain.tokens import TOKENS
 
 log = logging.getLogger("orderengine.steps")
 
@@ -146,7 +149,10 @@ class OrderSteps:
         state = await load(self.store, order_id)
         if state.status not in ("pending", "waiting"):
             return await self._skip(state)
-        quotes = await self._quotes(state)
+        try:
+            quotes = await self._quotes(state)
+        except NoPool as exc:
+            return await self._no_pool(state, exc, attempt, message_id)
         command = RouteOrder(command_id=f"{order_id}:route:{message_id}", quotes=quotes)
         # Only an order that will execute takes an in-flight slot (and a start from the
         # rate budget); a limit order that keeps waiting does not.
@@ -192,14 +198,37 @@ class OrderSteps:
                 return await asyncio.wait_for(
                     dex.quote(state.token_in, state.token_out, state.amount), self.quote_timeout_s
                 )
-            except (TimeoutError, TransientError) as exc:
+            except (TimeoutError, TransientError, NoPool) as exc:
                 return exc
 
         results = await asyncio.gather(*(one(d) for d in self.dexes.values()))
         quotes = [r for r in results if isinstance(r, Quote)]
+        if results and all(isinstance(r, NoPool) for r in results):
+            raise results[0]  # type: ignore[misc]
         if not quotes:
             raise TransientError("no DEX answered with a quote: " + "; ".join(repr(r) for r in results))
         return quotes
+
+    async def _no_pool(self, state: OrderState, exc: NoPool, attempt: int, message_id: str) -> Outcome:
+        """A sniper order waits for its token's launch; any other order cannot trade the pair."""
+        order_id = state.order_id
+        if state.order_type == "sniper":
+            token = next((t for t in (exc.token_in, exc.token_out) if not TOKENS[t].launched), exc.token_out)
+            await self._record(
+                "route", order_id, AwaitLaunch(command_id=f"{order_id}:await-launch", token=token), attempt
+            )
+            log.info(
+                "sniper waiting for a launch", extra={"orderId": order_id, "step": "route", "token": token}
+            )
+            return DONE
+        state = await self._record(
+            "route",
+            order_id,
+            FailOrder(command_id=f"{order_id}:no-pool:{message_id}", step="route", error=str(exc)),
+            attempt,
+        )
+        await self._finished(state, "route")
+        return DONE
 
     async def _build(self, order_id: str, attempt: int, message_id: str) -> Outcome:
         state = await load(self.store, order_id)

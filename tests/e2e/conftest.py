@@ -15,8 +15,8 @@ def start_engine(database_url: str, redis_url: str) -> Iterator[Callable[..., En
     """Starts engines with given settings; stops them and deletes their keys at module end."""
     engines: list[Engine] = []
 
-    def start(**env: str) -> Engine:
-        engine = Engine(database_url, redis_url, **env).start()
+    def start(database: str | None = None, **env: str) -> Engine:
+        engine = Engine(database or database_url, redis_url, **env).start()
         engines.append(engine)
         return engine
 

@@ -24,6 +24,9 @@ FAST = {
     "BACKOFF_BASE_MS": "50",
     "WORKER_IDLE_MS": "20",
     "LIMIT_RECHECK_INTERVAL_MS": "100",
+    # Engines share the session's database: re-driving stays off unless a test asks,
+    # or one engine would pick up orders another test left behind.
+    "STUCK_AFTER_S": "600",
 }
 
 

@@ -31,11 +31,19 @@ def worker_process(engine: Engine) -> psutil.Process:
 
 
 def test_worker_killed_mid_swap_loses_no_order_and_never_swaps_twice(
-    start_engine: Callable[..., Engine], database_url: str, redis_url: str
+    start_engine: Callable[..., Engine], own_database_url: str, redis_url: str
 ) -> None:
+    database_url = own_database_url
     # Swaps of 4–6 s (0.8–1.2 s of it sending): a wide window to kill the worker in.
     # Stuck orders are re-driven after 2 s, so the test needs no Dramatiq heartbeat expiry.
-    engine = start_engine(MOCK_LATENCY_SCALE="2", STUCK_AFTER_S="2", STUCK_CHECK_INTERVAL_S="1")
+    engine = start_engine(database_url, MOCK_LATENCY_SCALE="2", STUCK_AFTER_S="2", STUCK_CHECK_INTERVAL_S="1")
+    try:
+        check_crash_recovery(engine, database_url, redis_url)
+    finally:
+        engine.stop()  # before its database is dropped
+
+
+def check_crash_recovery(engine: Engine, database_url: str, redis_url: str) -> None:
     order_id = engine.submit(userId="crash")
 
     chain = redis.Redis.from_url(redis_url, decode_responses=True)

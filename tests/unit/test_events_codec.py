@@ -14,6 +14,7 @@ import pytest
 from domain.events import (
     EVENT_TYPES,
     Event,
+    OrderAwaitingLaunch,
     OrderBuilding,
     OrderCancelled,
     OrderConfirmed,
@@ -83,6 +84,7 @@ SAMPLES: list[Event] = [
     OrderWaiting(best_dex="meteora", best_price=Decimal("149.123456"), limit_price=Decimal("155")),
     OrderCancelled(reason="cancelled by the user", by="user-1"),
     SwapRequested(dex="raydium", idempotency_key="order-1:swap"),
+    OrderAwaitingLaunch(token="LAUNCH"),
     OrderExpired(expires_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)),
 ]
 
