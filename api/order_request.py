@@ -105,10 +105,7 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
     if not r.userId.strip() or len(r.userId) > 128:
         raise RequestError("userId must be 1 to 128 characters", field="userId")
     for field, symbol in (("tokenIn", r.tokenIn), ("tokenOut", r.tokenOut)):
-        if symbol not in TOKENS:
-            raise RequestError(
-                f"unknown token {symbol!r}; known tokens: {', '.join(sorted(TOKENS))}", field=field
-            )
+        _known_token(symbol, field)
     if r.tokenIn == r.tokenOut:
         raise RequestError("tokenOut must differ from tokenIn", field="tokenOut")
     _positive("amount", r.amount)
@@ -128,6 +125,13 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
             raise RequestError(
                 f"slippageTolerance must be between 0 and {max_slippage}", field="slippageTolerance"
             )
+
+
+def _known_token(symbol: str, field: str) -> None:
+    if symbol not in TOKENS:
+        raise RequestError(
+            f"unknown token {symbol!r}; known tokens: {', '.join(sorted(TOKENS))}", field=field
+        )
 
 
 def _positive(field: str, value: Decimal) -> None:
@@ -153,10 +157,7 @@ def parse_market_prices(body: bytes) -> dict[str, Decimal]:
     if not raw:
         raise RequestError('give at least one token price, e.g. {"SOL": "160"}')
     for symbol, price in raw.items():
-        if symbol not in TOKENS:
-            raise RequestError(
-                f"unknown token {symbol!r}; known tokens: {', '.join(sorted(TOKENS))}", field=symbol
-            )
+        _known_token(symbol, symbol)
         _positive(symbol, price)
     return raw
 
@@ -173,8 +174,5 @@ def parse_launch_request(body: bytes) -> str:
         raise RequestError(_humanise(str(exc)), field="token") from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
-    if request.token not in TOKENS:
-        raise RequestError(
-            f"unknown token {request.token!r}; known tokens: {', '.join(sorted(TOKENS))}", field="token"
-        )
+    _known_token(request.token, "token")
     return request.token

@@ -96,50 +96,32 @@ async def run_scheduler_async(settings: Settings) -> None:
             market.advance, market_rng, float(settings.market_volatility), float(settings.market_reversion)
         )
 
+    async def launch_scheduled() -> None:
+        await launch_due_tokens(market, limit_jobs, settings.mock_launches)
+
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler()
     scheduler.add_job(heartbeat, "interval", seconds=HEARTBEAT_SECONDS)
-    recheck = settings.limit_recheck_interval_ms / 1000
-    # max_instances=1 and coalesce: a slow run is never stacked or replayed in a burst.
-    for job in (limit_jobs.requote_waiting, limit_jobs.expire_overdue):
+
+    def on_leader_every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        # max_instances=1 and coalesce: a slow run is never stacked or replayed in a burst.
         scheduler.add_job(
             only_on_leader(job),
             "interval",
-            seconds=recheck,
+            seconds=seconds,
             max_instances=1,
             coalesce=True,
             name=job.__name__,
         )
-    scheduler.add_job(
-        only_on_leader(redriver.redrive),
-        "interval",
-        seconds=settings.stuck_check_interval_s,
-        max_instances=1,
-        coalesce=True,
-        name="redrive_stuck_orders",
-    )
 
-    async def launch_scheduled() -> None:
-        await launch_due_tokens(market, limit_jobs, settings.mock_launches)
-
+    recheck, tick = settings.limit_recheck_interval_ms / 1000, settings.market_tick_ms / 1000
+    on_leader_every(recheck, limit_jobs.requote_waiting)
+    on_leader_every(recheck, limit_jobs.expire_overdue)
+    on_leader_every(settings.stuck_check_interval_s, redriver.redrive)
     if settings.mock_launches:
-        scheduler.add_job(
-            only_on_leader(launch_scheduled),
-            "interval",
-            seconds=settings.market_tick_ms / 1000,
-            max_instances=1,
-            coalesce=True,
-            name="launch_scheduled_tokens",
-        )
+        on_leader_every(tick, launch_scheduled)
     if settings.market_volatility > 0:
-        scheduler.add_job(
-            only_on_leader(advance_market),
-            "interval",
-            seconds=settings.market_tick_ms / 1000,
-            max_instances=1,
-            coalesce=True,
-            name="advance_market",
-        )
+        on_leader_every(tick, advance_market)
     scheduler.start()
     await heartbeat()
 
