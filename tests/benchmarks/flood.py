@@ -21,16 +21,23 @@ orders, the rate and the concurrency). Everything else comes from the log's
   just before the append); the most starts in any 60 s window, the mean start
   rate (starts − 1 over first → last start), and starts per minute since the first;
 - in flight: the most orders at one instant between their `OrderRouting` and their
-  terminal event (confirmed, failed, cancelled, expired). The limiter's slot is held
-  a little longer on both sides, so this can only be at or below the slot count; the
-  limiter's sorted set is also sampled every 100 ms as a cross-check;
+  terminal event (confirmed, failed, cancelled, expired);
 - totals: confirmed and failed counts, wall time from the first POST to the last
-  terminal event and orders/s over it, POST latency and POST → `OrderConfirmed`.
+  terminal event and orders/s over it, POST latency and POST → `OrderConfirmed`;
+- step gaps: the mean time between an order's consecutive events (queue waits show here).
+
+Cross-checks from Redis, sampled every 100 ms from before the first POST: the size
+of the limiter's in-flight set, the depth of the broker's ready queue, and (for a
+limit up to 200) the set's members. A slot is held from just before `OrderRouting` to
+just after the terminal event, so an order the log shows executing at a sample
+(with 50 ms of margin either side) but which is not in the set is running *without
+a slot*; those orders are counted and a few named.
 
 The engine log (LOG_LEVEL=WARNING) is summarised per run: counts by level and the
 most frequent messages, so a misbehaving engine shows in the output. Per run it
-prints one line; with `--runs` > 1 the medians too; last, one summary line for an
-issue note. Only talks to 127.0.0.1; the orders, runs and every wait are bounded.
+prints one line and the step gaps; with `--runs` > 1 the medians too; last, one
+summary line for an issue note. Only talks to 127.0.0.1; the orders, runs and every
+wait are bounded.
 """
 
 from __future__ import annotations
@@ -45,10 +52,9 @@ import random
 import statistics
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -65,6 +71,8 @@ USERS = 7
 TERMINAL = ("OrderConfirmed", "OrderFailed", "OrderCancelled", "OrderExpired")
 POLL_S = 0.5
 SAMPLE_S = 0.1
+MEMBERS_UP_TO = 200  # the limiter's members are sampled only for limits up to this
+MARGIN_S = 0.05  # slack around a sample when checking slot membership against the log
 PROGRESS_S = 15.0
 POST_TIMEOUT_S = 30.0
 
@@ -76,22 +84,27 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def engine_env(scale: str, rate: int, concurrency: int, idle_ms: int) -> dict[str, str]:
-    """The defaults (from `Settings`, as in .env.example) with the options applied."""
+def make_engine(database_url: str, redis_url: str, opts: Options) -> Engine:
+    """An engine with the defaults (from `Settings`, as in .env.example) and the options.
+
+    `Engine` applies the harness's FAST test settings first: the known ones are set back
+    to their defaults here, and any it gains later are dropped from the engine's
+    environment, so the engine falls back to its own default for them too."""
     d = Settings()
     env = {
-        "MOCK_LATENCY_SCALE": scale,
+        "MOCK_LATENCY_SCALE": opts.scale,
         "BACKOFF_BASE_MS": str(d.backoff_base_ms),
-        "WORKER_IDLE_MS": str(idle_ms),
+        "WORKER_IDLE_MS": str(opts.idle_ms),
         "LIMIT_RECHECK_INTERVAL_MS": str(d.limit_recheck_interval_ms),
-        "QUEUE_MAX_CONCURRENT": str(concurrency),
-        "ORDER_PROCESSOR_RATE": str(rate),
+        "STUCK_AFTER_S": str(d.stuck_after_s),
+        "QUEUE_MAX_CONCURRENT": str(opts.concurrency),
+        "ORDER_PROCESSOR_RATE": str(opts.rate),
         "LOG_LEVEL": "WARNING",
     }
-    missing = FAST.keys() - env.keys()
-    if missing:  # the harness gained a fast setting: put it back to its default here too
-        raise RuntimeError(f"flood.py does not reset {sorted(missing)} from tests.e2e.engine.FAST")
-    return env
+    engine = Engine(database_url, redis_url, **env)
+    for key in FAST.keys() - env.keys():
+        engine.env.pop(key, None)
+    return engine
 
 
 def deadline_s(orders: int, rate: int, concurrency: int, scale: float) -> float:
@@ -150,59 +163,75 @@ async def flood(base_url: str, orders: int, clients: int, seed: int) -> list[Pos
     return results
 
 
-async def wait_terminal(
-    database_url: str, redis_url: str, prefix: str, orders: int, timeout: float
-) -> tuple[bool, int]:
-    """Poll the log until `orders` orders have a terminal event (or the deadline passes);
-    meanwhile sample the limiter's in-flight set. (all ended?, sampled in-flight max)."""
-    inflight_key = f"{prefix}:limiter:inflight"
-    sampled_max = 0
-    done = asyncio.Event()
-    redis = aioredis.Redis.from_url(redis_url)
+@dataclass
+class RedisSamples:
+    """What the sampler saw: in-flight set sizes, ready-queue depths, set members."""
 
-    async def sample() -> None:
-        nonlocal sampled_max
-        while not done.is_set():
-            sampled_max = max(sampled_max, int(await redis.zcard(inflight_key)))
+    inflight_max: int = 0
+    queue_depths: list[int] = field(default_factory=list)
+    # (wall time before the read, after it, the members)
+    members: list[tuple[float, float, frozenset[str]]] = field(default_factory=list)
+
+
+async def sample_redis(
+    redis_url: str, prefix: str, keep_members: bool, samples: RedisSamples, stop: asyncio.Event
+) -> None:
+    """Every SAMPLE_S until `stop`, into `samples`: the limiter's in-flight set and the
+    broker's ready queue."""
+    inflight_key, queue_key = f"{prefix}:limiter:inflight", f"{prefix}:dramatiq:orders"
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        while not stop.is_set():
+            before = time.time()
+            async with redis.pipeline(transaction=True) as pipe:
+                if keep_members:
+                    pipe.zrange(inflight_key, 0, -1)
+                else:
+                    pipe.zcard(inflight_key)
+                pipe.llen(queue_key)
+                inflight, depth = await pipe.execute()
+            after = time.time()
+            if keep_members:
+                samples.members.append((before, after, frozenset(inflight)))
+                inflight = len(inflight)
+            samples.inflight_max = max(samples.inflight_max, int(inflight))
+            samples.queue_depths.append(int(depth))
             try:
-                await asyncio.wait_for(done.wait(), SAMPLE_S)
+                await asyncio.wait_for(stop.wait(), SAMPLE_S)
             except TimeoutError:
                 pass
+    finally:
+        await redis.aclose()
 
-    sampler = asyncio.create_task(sample())
+
+async def wait_terminal(database_url: str, orders: int, timeout: float, samples: RedisSamples) -> bool:
+    """Poll the log until `orders` orders have a terminal event; False if the deadline passed."""
     started = time.monotonic()
     next_progress = started + PROGRESS_S
-    ended = False
-    try:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            while True:
-                cur = await conn.execute(
-                    "SELECT count(DISTINCT stream_id) FILTER (WHERE type = ANY(%s)),"
-                    " count(DISTINCT stream_id) FILTER (WHERE type = 'OrderRouting') FROM events",
-                    (list(TERMINAL),),
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        while True:
+            cur = await conn.execute(
+                "SELECT count(DISTINCT stream_id) FILTER (WHERE type = ANY(%s)),"
+                " count(DISTINCT stream_id) FILTER (WHERE type = 'OrderRouting') FROM events",
+                (list(TERMINAL),),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            terminal, routed = int(row[0]), int(row[1])
+            now = time.monotonic()
+            if terminal >= orders:
+                return True
+            if now - started > timeout:
+                return False
+            if now >= next_progress:
+                next_progress += PROGRESS_S
+                depth = samples.queue_depths[-1] if samples.queue_depths else "?"
+                print(
+                    f"  … {now - started:.0f} s: {routed}/{orders} started, {terminal}/{orders} ended, "
+                    f"limiter in flight max so far {samples.inflight_max}, broker queue {depth}",
+                    flush=True,
                 )
-                row = await cur.fetchone()
-                assert row is not None
-                terminal, routed = int(row[0]), int(row[1])
-                now = time.monotonic()
-                if terminal >= orders:
-                    ended = True
-                    break
-                if now - started > timeout:
-                    break
-                if now >= next_progress:
-                    next_progress += PROGRESS_S
-                    print(
-                        f"  … {now - started:.0f} s: {routed}/{orders} started, "
-                        f"{terminal}/{orders} ended, limiter in flight max so far {sampled_max}",
-                        flush=True,
-                    )
-                await asyncio.sleep(POLL_S)
-    finally:
-        done.set()
-        await asyncio.gather(sampler, return_exceptions=True)
-        await redis.aclose()
-    return ended, sampled_max
+            await asyncio.sleep(POLL_S)
 
 
 # -- analysis ----------------------------------------------------------------
@@ -215,11 +244,11 @@ class OrderTimes:
     outcome: str | None = None
     status: str = "pending"
     error: str | None = None
-    events: list[str] = field(default_factory=list)
+    events: list[tuple[str, float]] = field(default_factory=list)
 
 
 def read_log(database_url: str) -> dict[str, OrderTimes]:
-    """Each order's start, end and outcome from the event log (times as epoch seconds)."""
+    """Each order's events, start, end and outcome from the event log (epoch seconds)."""
     orders: dict[str, OrderTimes] = {}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -227,8 +256,8 @@ def read_log(database_url: str) -> dict[str, OrderTimes]:
         ).fetchall()
     for stream_id, type_, recorded_at, error in rows:
         o = orders.setdefault(stream_id, OrderTimes())
-        t = recorded_at.timestamp() if isinstance(recorded_at, datetime) else float(recorded_at)
-        o.events.append(type_)
+        t = recorded_at.timestamp()
+        o.events.append((type_, t))
         if type_ == "OrderRouting" and o.started is None:
             o.started = t
         if type_ in TERMINAL and o.ended is None:
@@ -253,6 +282,28 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
     return best
 
 
+def slotless(
+    intervals: dict[str, tuple[float, float]], members: list[tuple[float, float, frozenset[str]]]
+) -> dict[str, int]:
+    """Orders executing per the log at a sample but absent from the limiter's set, with
+    the number of such samples each."""
+    found: Counter[str] = Counter()
+    for before, after, held in members:
+        for order_id, (start, end) in intervals.items():
+            if start < before - MARGIN_S and end > after + MARGIN_S and order_id not in held:
+                found[order_id] += 1
+    return dict(found)
+
+
+def step_gaps(orders: Sequence[OrderTimes]) -> list[tuple[str, int, float]]:
+    """(from→to, count, mean seconds) for consecutive events, the most frequent first."""
+    gaps: defaultdict[str, list[float]] = defaultdict(list)
+    for o in orders:
+        for (a, ta), (b, tb) in zip(o.events, o.events[1:], strict=False):
+            gaps[f"{a.removeprefix('Order')}→{b.removeprefix('Order')}"].append(tb - ta)
+    return sorted(((k, len(v), statistics.fmean(v)) for k, v in gaps.items()), key=lambda x: -x[1])
+
+
 @dataclass(frozen=True)
 class RunStats:
     posted: int
@@ -266,6 +317,10 @@ class RunStats:
     starts_by_minute: list[int]
     inflight_max: int
     limiter_sampled_max: int
+    queue_max: int
+    queue_median: float
+    slotless: dict[str, int]
+    slot_samples: int
     post_s: float
     wall_s: float
     orders_per_s: float
@@ -275,6 +330,7 @@ class RunStats:
     confirm_p99_s: float
     fail_reasons: list[tuple[str, int]]
     stuck_states: list[tuple[str, int]]
+    gaps: list[tuple[str, int, float]]
 
     def line(self) -> str:
         by_minute = (
@@ -282,11 +338,19 @@ class RunStats:
             if len(self.starts_by_minute) <= 12
             else ""
         )
+        if self.slot_samples:
+            examples = ", ".join(sorted(self.slotless, key=lambda k: -self.slotless[k])[:3])
+            slots = f"{len(self.slotless)} orders seen executing without a slot" + (
+                f" (e.g. {examples})" if examples else ""
+            )
+        else:
+            slots = "slot membership not sampled"
         text = (
             f"{self.posted} posted ({self.post_errors} POST errors), {self.confirmed} confirmed, "
             f"{self.failed} failed, {self.other_end} cancelled/expired, {self.unfinished} unfinished; "
             f"starts: max {self.starts_max_60s} in a 60 s window, mean {self.start_rate_per_min:.0f}/min"
-            f"{by_minute}; in flight max {self.inflight_max} (limiter sampled {self.limiter_sampled_max}); "
+            f"{by_minute}; in flight max {self.inflight_max} (limiter sampled {self.limiter_sampled_max}; "
+            f"{slots}); broker queue max {self.queue_max} median {self.queue_median:.0f}; "
             f"wall {self.wall_s:.1f} s = {self.orders_per_s:.1f} orders/s (POSTs took {self.post_s:.1f} s); "
             f"POST p50 {self.post_p50_ms:.1f} ms p99 {self.post_p99_ms:.1f} ms; "
             f"POST->confirmed p50 {self.confirm_p50_s:.2f} s p99 {self.confirm_p99_s:.2f} s"
@@ -297,15 +361,25 @@ class RunStats:
             text += "; unfinished at: " + ", ".join(f"{n}× {s}" for s, n in self.stuck_states)
         return text
 
+    def gaps_line(self) -> str:
+        return "step gaps (mean): " + ", ".join(
+            f"{k} {mean * 1000:.0f} ms" if mean < 1 else f"{k} {mean:.2f} s"
+            for k, count, mean in self.gaps
+            if count * 100 >= self.posted  # leave out the rare transitions
+        )
 
-def analyse(posted: list[Posted], log: dict[str, OrderTimes], limiter_sampled_max: int) -> RunStats:
+
+def analyse(posted: list[Posted], log: dict[str, OrderTimes], samples: RedisSamples) -> RunStats:
     ok = [p for p in posted if p.order_id is not None]
     mine = [(p, log.get(p.order_id, OrderTimes())) for p in ok if p.order_id is not None]
     starts = sorted(o.started for _, o in mine if o.started is not None)
-    intervals = [(o.started, o.ended) for _, o in mine if o.started is not None and o.ended is not None]
     # An order started but not ended is still in flight at the end of the run.
     open_end = max((o.ended for _, o in mine if o.ended is not None), default=time.time())
-    intervals += [(o.started, open_end) for _, o in mine if o.started is not None and o.ended is None]
+    intervals = {
+        p.order_id: (o.started, o.ended if o.ended is not None else open_end)
+        for p, o in mine
+        if p.order_id is not None and o.started is not None
+    }
     outcomes = Counter(o.outcome for _, o in mine)
     first_post = min((p.sent_at for p in posted), default=0.0)
     last_post_done = max((p.sent_at + p.latency_s for p in posted), default=0.0)
@@ -321,9 +395,8 @@ def analyse(posted: list[Posted], log: dict[str, OrderTimes], limiter_sampled_ma
         for t in starts:
             by_minute[int((t - starts[0]) // 60)] += 1
     span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
-    reasons = Counter((o.error or "?")[:120] for _, o in mine if o.outcome == "OrderFailed") + Counter(
-        p.error[:120] for p in posted if p.error
-    )
+    reasons = Counter((o.error or "?")[:120] for _, o in mine if o.outcome == "OrderFailed")
+    reasons.update(p.error[:120] for p in posted if p.error)
     return RunStats(
         posted=len(posted),
         post_errors=len(posted) - len(ok),
@@ -334,8 +407,12 @@ def analyse(posted: list[Posted], log: dict[str, OrderTimes], limiter_sampled_ma
         starts_max_60s=max_in_window(starts, 60.0),
         start_rate_per_min=(len(starts) - 1) * 60 / span if span else math.nan,
         starts_by_minute=by_minute,
-        inflight_max=max_overlap(intervals),
-        limiter_sampled_max=limiter_sampled_max,
+        inflight_max=max_overlap(list(intervals.values())),
+        limiter_sampled_max=samples.inflight_max,
+        queue_max=max(samples.queue_depths, default=0),
+        queue_median=statistics.median(samples.queue_depths) if samples.queue_depths else math.nan,
+        slotless=slotless(intervals, samples.members),
+        slot_samples=len(samples.members),
         post_s=last_post_done - first_post,
         wall_s=wall,
         orders_per_s=(outcomes["OrderConfirmed"] + outcomes["OrderFailed"]) / wall if ends else math.nan,
@@ -345,18 +422,29 @@ def analyse(posted: list[Posted], log: dict[str, OrderTimes], limiter_sampled_ma
         confirm_p99_s=percentile(confirm_s, 0.99),
         fail_reasons=reasons.most_common(5),
         stuck_states=Counter(o.status for _, o in mine if o.outcome is None).most_common(),
+        gaps=step_gaps([o for _, o in mine]),
     )
 
 
-def summarise_engine_log(path: Path, top: int = 6) -> tuple[str, int, int]:
-    """(a short summary, errors, warnings) of the engine's JSON log: counts by level, the
-    most frequent messages, and lines that are not JSON (tracebacks, third-party prints)."""
+@dataclass
+class EngineLog:
+    text: str
+    errors: int = 0
+    warnings: int = 0
+    # orderId -> the warning/error messages that named it
+    orders: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+
+def summarise_engine_log(path: Path, top: int = 6) -> EngineLog:
+    """The engine's JSON log in short: counts by level, the most frequent warnings and
+    errors, lines that are not JSON (tracebacks, third-party prints), orders named."""
     if not path.exists():
-        return f"no log at {path}", 0, 0
+        return EngineLog(f"no log at {path}")
     levels: Counter[str] = Counter()
     messages: Counter[str] = Counter()
     other: list[str] = []
     other_count = 0
+    result = EngineLog("")
     with path.open(errors="replace") as f:
         for raw in f:
             line = raw.strip()
@@ -374,16 +462,22 @@ def summarise_engine_log(path: Path, top: int = 6) -> tuple[str, int, int]:
             level = str(entry.get("level", "?"))
             levels[level] += 1
             if level not in ("debug", "info"):
-                detail = entry.get("error") or (entry.get("exc") or "").strip().splitlines()[-1:] or ""
-                messages[f"{level} {entry.get('logger')}: {entry.get('msg')} {detail}"[:220]] += 1
-    errors = levels["error"] + levels["critical"]
+                exc_tail = (entry.get("exc") or "").strip().splitlines()[-1:]
+                detail = entry.get("error") or (exc_tail[0] if exc_tail else "")
+                status = f" [{entry['status']}]" if "status" in entry else ""
+                messages[f"{level} {entry.get('logger')}: {entry.get('msg')}{status} {detail}"[:220]] += 1
+                if entry.get("orderId"):
+                    result.orders[str(entry["orderId"])].add(str(entry.get("msg")))
+    result.errors = levels["error"] + levels["critical"]
+    result.warnings = levels["warning"]
     text = f"engine log {path}: " + (", ".join(f"{n} {lvl}" for lvl, n in levels.most_common()) or "empty")
     text += f", {other_count} non-JSON lines"
     for msg, n in messages.most_common(top):
         text += f"\n    {n}× {msg}"
     for line in other:
         text += f"\n    | {line}"
-    return text, errors, levels["warning"]
+    result.text = text
+    return result
 
 
 # -- runs --------------------------------------------------------------------
@@ -401,30 +495,45 @@ class Options:
 
 async def flood_and_wait(
     engine: Engine, database_url: str, redis_url: str, opts: Options, seed: int
-) -> tuple[list[Posted], int]:
-    """Flood, then wait for every accepted order to end; (the POSTs, limiter sampled max)."""
-    posted = await flood(engine.base_url, opts.orders, opts.clients, seed)
-    accepted = sum(p.order_id is not None for p in posted)
-    timeout = deadline_s(opts.orders, opts.rate, opts.concurrency, float(opts.scale))
-    ended, sampled = await wait_terminal(database_url, redis_url, engine.prefix, accepted, timeout)
-    if not ended:
-        print(f"  ! not every order ended within {timeout:.0f} s", flush=True)
-    return posted, sampled
+) -> tuple[list[Posted], RedisSamples]:
+    """Sample Redis, flood, wait for every accepted order to end (or the deadline)."""
+    stop = asyncio.Event()
+    keep_members = opts.concurrency <= MEMBERS_UP_TO
+    samples = RedisSamples()
+    sampler = asyncio.create_task(sample_redis(redis_url, engine.prefix, keep_members, samples, stop))
+    try:
+        await asyncio.sleep(0)  # let the sampler take its first sample before the first POST
+        posted = await flood(engine.base_url, opts.orders, opts.clients, seed)
+        accepted = sum(p.order_id is not None for p in posted)
+        timeout = deadline_s(opts.orders, opts.rate, opts.concurrency, float(opts.scale))
+        if not await wait_terminal(database_url, accepted, timeout, samples):
+            print(f"  ! not every order ended within {timeout:.0f} s", flush=True)
+    finally:
+        stop.set()
+        await sampler
+    return posted, samples
 
 
-def one_run(opts: Options, seed: int) -> tuple[RunStats, int, int]:
-    env = engine_env(opts.scale, opts.rate, opts.concurrency, opts.idle_ms)
+def one_run(opts: Options, seed: int) -> tuple[RunStats, EngineLog]:
     with scratch_servers() as (database_url, redis_url):
-        engine = Engine(database_url, redis_url, **env).start()
+        engine = make_engine(database_url, redis_url, opts).start()
         try:
-            posted, sampled = asyncio.run(flood_and_wait(engine, database_url, redis_url, opts, seed))
-            stats = analyse(posted, read_log(database_url), sampled)
+            posted, samples = asyncio.run(flood_and_wait(engine, database_url, redis_url, opts, seed))
+            stats = analyse(posted, read_log(database_url), samples)
         finally:
             engine.stop()
-            log_text, errors, warnings = summarise_engine_log(engine.log_path)
-            print("  " + log_text, flush=True)
+            log = summarise_engine_log(engine.log_path)
+            print("  " + log.text, flush=True)
             delete_prefix(redis_url, engine.prefix)
-    return stats, errors, warnings
+    if stats.slotless:
+        named = sum(1 for order_id in stats.slotless if order_id in log.orders)
+        messages = Counter(m for order_id in stats.slotless for m in log.orders.get(order_id, ()))
+        print(
+            f"  of the {len(stats.slotless)} orders seen without a slot, {named} are named in engine "
+            f"warnings: " + (", ".join(f"{n}× {m}" for m, n in messages.most_common(3)) or "none"),
+            flush=True,
+        )
+    return stats, log
 
 
 def main() -> None:
@@ -456,10 +565,11 @@ def main() -> None:
     errors = warnings = 0
     base_seed = uuid.uuid4().int % 1_000_000
     for run in range(runs):
-        stats, e, w = one_run(opts, base_seed + run)
+        stats, log = one_run(opts, base_seed + run)
         results.append(stats)
-        errors, warnings = errors + e, warnings + w
+        errors, warnings = errors + log.errors, warnings + log.warnings
         print(f"run {run + 1}: {stats.line()}", flush=True)
+        print(f"  {stats.gaps_line()}", flush=True)
 
     def med(name: str) -> float:
         return float(statistics.median(float(getattr(r, name)) for r in results))
@@ -471,6 +581,8 @@ def main() -> None:
             f"POST p50 {med('post_p50_ms'):.1f} ms p99 {med('post_p99_ms'):.1f} ms, "
             f"POST->confirmed p50 {med('confirm_p50_s'):.2f} s p99 {med('confirm_p99_s'):.2f} s"
         )
+    checked = any(r.slot_samples for r in results)
+    without_slot = f", {sum(len(r.slotless) for r in results)} seen without a slot" if checked else ""
     print(
         f"flood {opts.orders} orders x {runs} run(s) ({setup}): "
         f"confirmed {sum(r.confirmed for r in results)}, failed {sum(r.failed for r in results)}, "
@@ -478,8 +590,8 @@ def main() -> None:
         f"POST errors {sum(r.post_errors for r in results)}; "
         f"starts max {max(r.starts_max_60s for r in results)} in any 60 s window "
         f"(limit {opts.rate}); in flight max {max(r.inflight_max for r in results)} "
-        f"(limit {opts.concurrency}; limiter sampled {max(r.limiter_sampled_max for r in results)}); "
-        f"{med('orders_per_s'):.1f} orders/s, wall {med('wall_s'):.1f} s; "
+        f"(limit {opts.concurrency}; limiter sampled {max(r.limiter_sampled_max for r in results)}"
+        f"{without_slot}); {med('orders_per_s'):.1f} orders/s, wall {med('wall_s'):.1f} s; "
         f"POST p50 {med('post_p50_ms'):.1f} ms p99 {med('post_p99_ms'):.1f} ms; "
         f"POST->confirmed p50 {med('confirm_p50_s'):.2f} s p99 {med('confirm_p99_s'):.2f} s"
         f"{' (medians of runs)' if runs > 1 else ''}; engine log: {errors} errors, {warnings} warnings"
