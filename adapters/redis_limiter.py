@@ -40,6 +40,17 @@ return 0
 """
 
 
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
 class ExecutionLimiter:
     def __init__(
         self,
@@ -57,6 +68,7 @@ class ExecutionLimiter:
         self.per_minute = per_minute
         self.lease_ms = lease_ms
         self._script = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
 
     async def acquire(self, order_id: str) -> int | None:
         """Take (or renew) the order's slot. None if granted; else ms to wait, or -1 if full."""
@@ -67,6 +79,10 @@ class ExecutionLimiter:
             )
         )
         return None if result == 0 else result
+
+    async def renew(self, order_id: str) -> bool:
+        """Extend the order's lease if it holds a slot; never takes a new one (or a start)."""
+        return bool(await self._renew(keys=[self.inflight_key], args=[order_id, self.lease_ms]))
 
     async def release(self, order_id: str) -> None:
         await self.client.zrem(self.inflight_key, order_id)

@@ -39,6 +39,9 @@ from domain.tokens import TOKENS
 
 log = logging.getLogger("orderengine.steps")
 
+# The statuses in which an order holds an execution slot.
+EXECUTING = frozenset({"routing", "building", "submitted"})
+
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     """What the actor should do next: send a step, retry later, or wait for a slot."""
@@ -139,6 +142,14 @@ class OrderSteps:
             },
         )
 
+    def _defer(self, wait: int) -> Outcome:
+        """Try again later: after the rate window's wait, or a jittered pause when slots are full."""
+        return Outcome(defer_ms=wait if wait > 0 else self.rng.randint(200, 500))
+
+    async def _release_unless_executing(self, order_id: str) -> None:
+        if (await load(self.store, order_id)).status not in EXECUTING:
+            await self.limiter.release(order_id)
+
     async def _skip(self, state: OrderState) -> Outcome:
         """This step's work is done or moot; an order that ended meanwhile gives its slot back."""
         if state.is_terminal:
@@ -149,28 +160,35 @@ class OrderSteps:
         state = await load(self.store, order_id)
         if state.status not in ("pending", "waiting"):
             return await self._skip(state)
+        # Only an order that will execute takes an in-flight slot (and a start from the
+        # rate budget). A market or sniper order pending here will, so it asks before
+        # spending a quote; a limit order asks once its quotes say it is marketable.
+        holds_slot = state.status == "pending" and state.order_type != "limit"
+        if holds_slot and (wait := await self.limiter.acquire(order_id)) is not None:
+            return self._defer(wait)
         try:
             quotes = await self._quotes(state)
         except NoPool as exc:
-            return await self._no_pool(state, exc, attempt, message_id)
+            outcome = await self._no_pool(state, exc, attempt, message_id)
+            await self._release_unless_executing(order_id)
+            return outcome
+        except TransientError:
+            await self._release_unless_executing(order_id)
+            raise
         command = RouteOrder(command_id=f"{order_id}:route:{message_id}", quotes=quotes)
-        # Only an order that will execute takes an in-flight slot (and a start from the
-        # rate budget); a limit order that keeps waiting does not.
         preview = decide(state, command)
-        executes = bool(preview) and isinstance(preview[0], OrderRouting)
-        if executes:
-            wait = await self.limiter.acquire(order_id)
-            if wait is not None:
-                return Outcome(defer_ms=wait if wait > 0 else 100)
+        if preview and isinstance(preview[0], OrderRouting) and not holds_slot:
+            if (wait := await self.limiter.acquire(order_id)) is not None:
+                return self._defer(wait)
         try:
             state = await self._record("route", order_id, command, attempt)
         except DomainError:
-            if executes:  # the order changed under us (cancelled, expired): give the slot back
-                await self.limiter.release(order_id)
+            # Lost to a concurrent copy of this step (a re-drive) or to a cancel: the slot is
+            # the order's, so it stays while the order executes and goes once it does not.
+            await self._release_unless_executing(order_id)
             raise
         if state.status != "routing":
-            if executes:
-                await self.limiter.release(order_id)
+            await self._release_unless_executing(order_id)
             if state.is_terminal:
                 await self._finished(state, "route")
             elif state.status == "waiting":
@@ -234,7 +252,7 @@ class OrderSteps:
         state = await load(self.store, order_id)
         if state.status != "routing":
             return await self._skip(state)
-        await self.limiter.acquire(order_id)  # renews the lease
+        await self.limiter.renew(order_id)
         # A limit order is checked against a fresh quote: the price may have moved since routing.
         fresh = await self._quotes(state) if state.order_type == "limit" else []
         # The message id keeps the command unique if the order comes back through build later.
@@ -254,7 +272,7 @@ class OrderSteps:
         if state.status != "building":
             return await self._skip(state)
         quote, min_out = self._swap_terms(state)
-        await self.limiter.acquire(order_id)
+        await self.limiter.renew(order_id)
         if state.swap_key is None:
             # The intent goes in the log before the swap goes out: a cancel decided at the
             # same time loses the append race, and a crash after this point re-sends under
