@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import msgspec
 import psycopg
 import redis as sync_redis
 import redis.exceptions
@@ -32,7 +33,8 @@ from api.order_stream import stream_order
 from domain.commands import CancelOrder, PlaceOrder
 from domain.errors import DomainError, InvalidTransition, OrderNotFound
 from domain.handling import handle
-from projections.order_views import find_order
+from domain.order import TRANSITIONS
+from projections.order_views import decode_cursor, find_order, list_orders
 from workers.actors import OrderActors
 from workers.broker import make_broker
 from workers.limit_jobs import LimitOrderJobs, launch_token
@@ -127,12 +129,61 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
     }
 
 
-@get("/api/orders/{order_id:str}")
+@get(["/api/orders/{order_id:str}", "/orders/{order_id:str}"])
 async def get_order(order_id: str, state: State) -> dict[str, Any]:
+    """The order from the read model (or folded from the log if the projection lags)."""
     order = await find_order(state.pool, state.store, parse_order_id(order_id))
     if order is None:
         raise OrderNotFound(order_id)
     return order
+
+
+ORDER_STATUSES = frozenset(TRANSITIONS) - {"new"}
+MAX_PAGE = 200
+
+
+@get("/api/orders")
+async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Orders newest first: `?userId=&status=&limit=&cursor=`; `nextCursor` is null on the last page."""
+    query = request.query_params
+    status = query.get("status")
+    if status is not None and status not in ORDER_STATUSES:
+        raise RequestError(f"status must be one of {', '.join(sorted(ORDER_STATUSES))}", field="status")
+    raw_limit = query.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise RequestError(f"limit must be a whole number from 1 to {MAX_PAGE}", field="limit")
+    cursor = query.get("cursor")
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise RequestError(str(exc), field="cursor") from None
+    orders, next_cursor = await list_orders(
+        state.pool, user_id=query.get("userId"), status=status, limit=int(raw_limit), after=after
+    )
+    return {"orders": orders, "nextCursor": next_cursor}
+
+
+@get("/api/orders/{order_id:str}/events")
+async def order_events(order_id: str, state: State) -> dict[str, Any]:
+    """The order's events from the log, in order: what an auditor replays."""
+    oid = parse_order_id(order_id)
+    history = await state.store.read_stream(oid)
+    if not history:
+        raise OrderNotFound(order_id)
+    return {
+        "orderId": oid,
+        "events": [
+            {
+                "position": r.position,
+                "version": r.version,
+                "type": r.type,
+                "recordedAt": r.recorded_at.isoformat(),
+                "data": msgspec.to_builtins(r.event),
+                "metadata": msgspec.to_builtins(r.metadata),
+            }
+            for r in history
+        ],
+    }
 
 
 @delete("/api/orders/{order_id:str}", status_code=200)
@@ -185,7 +236,36 @@ async def launch(request: Request[Any, Any, Any], state: State) -> dict[str, Any
 
 @get("/healthz")
 async def healthz() -> dict[str, str]:
+    """The API process is up (no dependency is checked)."""
     return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(state: State) -> Response[Any]:
+    """Postgres, Redis, a live worker and a live scheduler: 200, or 503 naming what is down."""
+    checks: dict[str, str] = {}
+    try:
+        async with state.pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"down: {type(exc).__name__}"
+    try:
+        prefix = state.settings.redis_prefix
+        await state.redis.ping()
+        checks["redis"] = "ok"
+        checks["scheduler"] = (
+            "ok" if await state.redis.exists(f"{prefix}:heartbeat:scheduler") else "no heartbeat"
+        )
+        workers = [k async for k in state.redis.scan_iter(match=f"{prefix}:heartbeat:worker:*", count=100)]
+        checks["worker"] = "ok" if workers else "no heartbeat"
+    except Exception as exc:
+        checks.setdefault("redis", f"down: {type(exc).__name__}")
+    down = sorted(name for name, result in checks.items() if result != "ok")
+    body = {"status": "ready" if not down else "unavailable", "checks": checks}
+    if down:
+        body["down"] = down
+    return Response(body, status_code=200 if not down else 503)
 
 
 @websocket("/ws")
@@ -228,11 +308,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             execute_order,
             get_order,
+            list_orders_handler,
+            order_events,
             cancel_order,
             market_prices,
             set_market_prices,
             launch,
             healthz,
+            readyz,
             ws_order,
         ],
         lifespan=[lifespan],

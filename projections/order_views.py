@@ -6,6 +6,9 @@ folded from the log instead: the log is the truth, the table a cache of it.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -122,3 +125,53 @@ async def stuck_orders(
             (older_than, limit),
         )
         return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in await cur.fetchall()]
+
+
+def encode_cursor(created_at: datetime, order_id: str) -> str:
+    """An opaque position in the newest-first listing."""
+    raw = f"{created_at.isoformat()}|{order_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError for anything `encode_cursor` did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, order_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), str(uuid.UUID(order_id))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValueError("cursor is not one this API gave out") from None
+
+
+async def list_orders(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    *,
+    user_id: str | None,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Orders newest first, filtered; returns the page and the cursor of the next one."""
+    conditions, params = [], []
+    if user_id is not None:
+        conditions.append("user_id = %s")
+        params.append(user_id)
+    if status is not None:
+        conditions.append("status = %s")
+        params.append(status)
+    if after is not None:
+        conditions.append("(created_at, id) < (%s, %s)")
+        params.extend(after)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            f"SELECT {', '.join(_FIELDS)} FROM orders {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+            (*params, limit + 1),
+        )
+        rows = await cur.fetchall()
+    page = rows[:limit]
+    for row in page:
+        row["id"] = str(row["id"])
+    cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
+    return [to_view(r) for r in page], cursor
