@@ -32,6 +32,7 @@ from api.order_request import RequestError, parse_launch_request, parse_market_p
 from api.order_stream import stream_order
 from domain.commands import CancelOrder, PlaceOrder
 from domain.errors import DomainError, InvalidTransition, OrderNotFound
+from domain.events import OrderPending
 from domain.handling import handle
 from domain.order import TRANSITIONS
 from projections.order_views import decode_cursor, find_order, list_orders
@@ -79,6 +80,23 @@ def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return _error(500, "internal", "internal error")
 
 
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1b8a2e-3c4d-4e5f-9a0b-1c2d3e4f5a6b")
+
+
+class IdempotencyKeyReused(DomainError):
+    def __init__(self, status: str) -> None:
+        super().__init__("this idempotency key already names a different order")
+        self.status = status
+
+
+def _same_order(stored: object, command: PlaceOrder) -> bool:
+    """The stored order is the one requested (its default expiry may differ between retries)."""
+    if not isinstance(stored, OrderPending):
+        return False
+    fields = ("user_id", "order_type", "token_in", "token_out", "amount", "limit_price", "slippage_tolerance")
+    return all(getattr(stored, f) == getattr(command, f) for f in fields)
+
+
 def parse_order_id(raw: str) -> str:
     """Order ids are UUIDs; anything else cannot name an order."""
     try:
@@ -99,7 +117,13 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
         default_ttl=timedelta(seconds=settings.limit_default_ttl_s),
         max_ttl=timedelta(seconds=settings.limit_max_ttl_s),
     )
-    order_id = str(uuid.uuid4())
+    key = request.headers.get("idempotency-key") or body.clientOrderId
+    if key is not None and not 1 <= len(key) <= 128:
+        raise RequestError("Idempotency-Key must be 1 to 128 characters", field="Idempotency-Key")
+    # With a key the order id is derived from (user, key): a retry, even a concurrent one,
+    # names the same order, and the log's command idempotency stores it once.
+    order_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{body.userId}\x00{key}") if key else uuid.uuid4())
+    is_new = key is None or not await state.store.stream_exists(order_id)
     command = PlaceOrder(
         command_id=order_id,
         order_id=order_id,
@@ -110,21 +134,28 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[s
         amount=body.amount,
         limit_price=body.limitPrice,
         expires_at=body.expiresAt,
-        slippage_tolerance=body.slippageTolerance or settings.default_slippage,
+        slippage_tolerance=body.slippageTolerance
+        if body.slippageTolerance is not None
+        else settings.default_slippage,
     )
-    await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
-    actors: OrderActors = state.actors
-    await anyio.to_thread.run_sync(
-        partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
-    )
+    order, recorded = await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
+    if key is not None and not _same_order(recorded[0].event, command):
+        raise IdempotencyKeyReused(order.status)
+    if is_new:
+        actors: OrderActors = state.actors
+        await anyio.to_thread.run_sync(
+            partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
+        )
     log.info(
         "order accepted",
         extra={"orderId": order_id, "userId": body.userId, "orderType": body.orderType, "step": "pending"},
     )
     return {
         "orderId": order_id,
-        "status": "pending",
-        "message": "Order accepted; stream its progress from streamUrl",
+        "status": order.status,
+        "message": "Order accepted; stream its progress from streamUrl"
+        if is_new
+        else "Order already accepted under this idempotency key",
         "streamUrl": f"/ws?orderId={order_id}",
     }
 
@@ -273,6 +304,11 @@ async def ws_order(socket: Any) -> None:
     await stream_order(socket, socket.app.state)
 
 
+@websocket("/api/orders/{order_id:str}/stream")
+async def ws_order_stream(socket: Any, order_id: str) -> None:
+    await stream_order(socket, socket.app.state, order_id)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
 
@@ -317,6 +353,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             ws_order,
+            ws_order_stream,
         ],
         lifespan=[lifespan],
         exception_handlers={

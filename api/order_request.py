@@ -35,6 +35,9 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     limitPrice: Decimal | None = None
     slippageTolerance: Decimal | None = None
     expiresAt: datetime | None = None
+    # The client's own id for the order; like an Idempotency-Key header, the same one
+    # from the same user always names the same order.
+    clientOrderId: str | None = None
 
 
 _decoder = msgspec.json.Decoder(OrderRequest)
@@ -117,6 +120,8 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
         _positive("limitPrice", r.limitPrice)
     elif r.limitPrice is not None:
         raise RequestError(f"limitPrice only applies to limit orders, not {r.orderType}", field="limitPrice")
+    if r.clientOrderId is not None and not 1 <= len(r.clientOrderId) <= 128:
+        raise RequestError("clientOrderId must be 1 to 128 characters", field="clientOrderId")
     if r.expiresAt is not None and r.orderType != "limit":
         raise RequestError(f"expiresAt only applies to limit orders, not {r.orderType}", field="expiresAt")
     if r.slippageTolerance is not None:

@@ -37,9 +37,10 @@ _metadata_decoder = msgspec.json.Decoder(EventMetadata)
 BLOCK_MS = 2_000
 
 
-async def stream_order(socket: Any, state: State) -> None:
+async def stream_order(socket: Any, state: State, order_id: str | None = None) -> None:
+    """Stream one order; its id comes from the path, else from `?orderId=`."""
     try:
-        await _stream_order(socket, state)
+        await _stream_order(socket, state, order_id)
     except WebSocketDisconnect:
         pass
     except Exception:
@@ -49,9 +50,9 @@ async def stream_order(socket: Any, state: State) -> None:
             await socket.close(code=1011, reason="internal error")
 
 
-async def _stream_order(socket: Any, state: State) -> None:
+async def _stream_order(socket: Any, state: State, path_order_id: str | None) -> None:
     await socket.accept()
-    raw_id = socket.query_params.get("orderId")
+    raw_id = path_order_id or socket.query_params.get("orderId")
     try:
         order_id = str(uuid.UUID(raw_id or ""))
         from_version = int(socket.query_params.get("fromVersion", "0"))

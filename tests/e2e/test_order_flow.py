@@ -202,3 +202,21 @@ def test_late_subscriber_gets_history_from_the_log_when_redis_dropped_the_stream
     messages, close_code = anyio.run(collect, engine.base_url, order_id)
     assert [m["status"] for m in messages] == LIFECYCLE
     assert close_code == 1000
+
+
+def test_the_order_stream_path_serves_the_same_messages(engine: Engine) -> None:
+    import json
+
+    import websockets
+
+    order_id = engine.submit()
+    engine.wait_for_status(order_id, {"confirmed"})
+
+    async def read() -> list[dict[str, object]]:
+        url = engine.base_url.replace("http://", "ws://") + f"/api/orders/{order_id}/stream"
+        async with websockets.connect(url) as ws:
+            return [json.loads(raw) async for raw in ws]
+
+    via_path = anyio.run(read)
+    via_query, _ = anyio.run(collect, engine.base_url, order_id)
+    assert via_path == via_query and [m["status"] for m in via_path] == LIFECYCLE
