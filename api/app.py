@@ -51,7 +51,8 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> Re
 
 
 def _request_error(_: Request[Any, Any, Any], exc: RequestError) -> Response[Any]:
-    return _error(400, exc.code, exc.message, exc.field)
+    # 400 when the body is not JSON at all; 422 when it is but a value fails validation.
+    return _error(400 if exc.code == "malformed_json" else 422, exc.code, exc.message, exc.field)
 
 
 def _not_found(_: Request[Any, Any, Any], exc: OrderNotFound) -> Response[Any]:
@@ -79,6 +80,9 @@ def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error")
     return _error(500, "internal", "internal error")
 
+
+# An order is a few hundred bytes; anything far larger is refused with 413 unread.
+MAX_BODY_BYTES = 64 * 1024
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1b8a2e-3c4d-4e5f-9a0b-1c2d3e4f5a6b")
 
@@ -367,4 +371,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         debug=False,
         logging_config=None,  # keep the process-wide logging set up by the CLI
+        request_max_body_size=MAX_BODY_BYTES,
     )

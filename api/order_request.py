@@ -17,7 +17,8 @@ from domain.tokens import TOKENS
 
 
 class RequestError(Exception):
-    """Bad input: HTTP 400 with the field (if one is to blame) and the reason."""
+    """Bad input, with the field (if one is to blame) and the reason: HTTP 400 for a body
+    that is not JSON (`malformed_json`), 422 for one whose values fail validation."""
 
     def __init__(self, message: str, field: str | None = None, code: str = "invalid_request") -> None:
         super().__init__(message)

@@ -55,9 +55,9 @@ def test_market_price_moves_quotes(frozen_market: Engine) -> None:
 @pytest.mark.parametrize(
     ("body", "field"), [({"DOGE": "1"}, "DOGE"), ({"SOL": "-5"}, "SOL"), ({"SOL": "abc"}, "SOL")]
 )
-def test_bad_market_prices_get_400_naming_the_token(
+def test_bad_market_prices_get_422_naming_the_token(
     frozen_market: Engine, body: dict[str, str], field: str
 ) -> None:
     response = httpx.put(f"{frozen_market.base_url}/api/market/prices", json=body, timeout=10)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["error"]["field"] == field

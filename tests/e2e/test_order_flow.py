@@ -102,12 +102,12 @@ def test_websocket_rejects_bad_or_unknown_order_ids_with_1008(engine: Engine) ->
         ),
     ],
 )
-def test_bad_input_gets_400_naming_the_field_and_stores_nothing(
+def test_bad_input_gets_422_naming_the_field_and_stores_nothing(
     engine: Engine, database_url: str, body: dict[str, object], field: str
 ) -> None:
     before = _event_count(database_url)
     response = httpx.post(f"{engine.base_url}/api/orders/execute", json=body, timeout=10)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["error"]["field"] == field
     assert _event_count(database_url) == before
 
@@ -120,6 +120,17 @@ def test_malformed_json_gets_400(engine: Engine) -> None:
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "malformed_json"
+
+
+def test_an_oversized_body_gets_413_and_stores_nothing(engine: Engine, database_url: str) -> None:
+    before = _event_count(database_url)
+    body = b'{"userId": "' + b"x" * 200_000 + b'"}'
+    response = httpx.post(
+        f"{engine.base_url}/api/orders/execute", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "error" in response.json()
+    assert _event_count(database_url) == before
 
 
 def test_unknown_order_is_404(engine: Engine) -> None:

@@ -43,9 +43,9 @@ def test_orders_list_newest_first_with_cursor_pages_and_filters(engine: Engine) 
     ("params", "field"),
     [({"limit": "0"}, "limit"), ({"status": "lost"}, "status"), ({"cursor": "zzz"}, "cursor")],
 )
-def test_bad_list_parameters_get_400_naming_them(engine: Engine, params: dict[str, str], field: str) -> None:
+def test_bad_list_parameters_get_422_naming_them(engine: Engine, params: dict[str, str], field: str) -> None:
     response = get(engine, "/api/orders", **params)
-    assert response.status_code == 400 and response.json()["error"]["field"] == field
+    assert response.status_code == 422 and response.json()["error"]["field"] == field
 
 
 def test_the_order_events_come_from_the_log_in_order(engine: Engine) -> None:

@@ -64,7 +64,7 @@ def test_launch_from_the_cli_and_bad_launches(launch_engine: Engine) -> None:
     assert done.returncode == 0, done.stderr
     assert "LAUNCH" in done.stdout and "orders woken" in done.stdout
     bad = launch(launch_engine, "NOPE")
-    assert bad.status_code == 400 and bad.json()["error"]["field"] == "token"
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "token"
     refused = subprocess.run(
         [sys.executable, "-m", "api.cli", "launch", "NOPE"], cwd=REPO, env=env, capture_output=True, text=True
     )
