@@ -7,6 +7,8 @@ log says (the property `audit` will check).
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 import msgspec
@@ -17,6 +19,17 @@ from domain.order import OrderState, fold
 from domain.ports import RecordedEvent
 
 NAME = "orders"
+
+log = logging.getLogger("orderengine.projection")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
@@ -84,7 +97,14 @@ async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -
         rec = row_to_recorded(row)
         by_stream.setdefault(rec.stream_id, []).append(rec)
     params = []
-    for history in by_stream.values():
+    for stream_id, history in by_stream.items():
+        if not _is_uuid(stream_id):
+            # Not an order the API created (orders are UUIDs): skip it rather than let
+            # one foreign stream stop the read model for everyone.
+            log.warning(
+                "orders projection skipped a stream that is not an order id", extra={"stream": stream_id}
+            )
+            continue
         state = fold(r.event for r in history)
         params.append(row_params(state, history))
     async with conn.cursor() as c:

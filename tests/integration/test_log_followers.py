@@ -97,3 +97,23 @@ async def test_relay_trims_the_all_orders_stream_and_expires_finished_orders(
     assert await aredis.xlen(all_orders_key(redis_prefix)) < 360
     assert 0 < await aredis.ttl(order_stream_key(redis_prefix, oids[0])) <= 600
     assert await aredis.ttl(order_stream_key(redis_prefix, oids[1])) == -1  # still running: kept
+
+
+async def test_projection_skips_a_stream_that_is_not_an_order_and_keeps_going(
+    pool: Pool, store: PostgresEventStore
+) -> None:
+    from domain.ports import EventMetadata
+    from tests.factories import pending_event
+
+    foreign = "not-an-order-id"
+    await store.append(
+        foreign,
+        0,
+        [pending_event(foreign)],
+        EventMetadata(correlation_id=foreign, causation_id="x", actor="t"),
+    )
+    oid = await routed_order(store)
+    projection = LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch)
+    await drain(projection)
+    view = await find_order(pool, store, oid)
+    assert view is not None and view["status"] == "building"

@@ -289,7 +289,7 @@ class StoredOrderMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         assert self.database_url, "set by the machine_database fixture"
-        self.order_id = f"prop-store-{uuid.uuid4().hex}"
+        self.order_id = str(uuid.uuid4())  # order ids are UUIDs, as the read model expects
         self.runner = asyncio.Runner()
         try:
             self.pool = self.runner.run(self._open_pool(self.database_url))
