@@ -27,6 +27,9 @@ FAST = {
     # Engines share the session's database: re-driving stays off unless a test asks,
     # or one engine would pick up orders another test left behind.
     "STUCK_AFTER_S": "600",
+    # A frozen market (quotes are still noisy around it): tests that need prices to
+    # move set them through PUT /api/market/prices; the walk itself is unit-tested.
+    "MARKET_VOLATILITY": "0",
 }
 
 
