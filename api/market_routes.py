@@ -1,0 +1,46 @@
+"""The mock market's operator endpoints: prices and token launches."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+from litestar import Request, get, post, put
+from litestar.datastructures import State
+
+from api.order_request import parse_launch_request, parse_market_prices
+from workers.limit_jobs import launch_token
+
+log = logging.getLogger("orderengine.api")
+
+
+async def _current_prices(state: State) -> dict[str, str]:
+    prices = await anyio.to_thread.run_sync(state.market.usd_prices)
+    return {symbol: str(price) for symbol, price in prices.items()}
+
+
+@get("/api/market/prices")
+async def market_prices(state: State) -> dict[str, str]:
+    """The mock market's current USD price of each token."""
+    return await _current_prices(state)
+
+
+@put("/api/market/prices", status_code=200)
+async def set_market_prices(request: Request[Any, Any, Any], state: State) -> dict[str, str]:
+    """Set USD prices in the mock market (operators and tests: a deterministic price path)."""
+    prices = parse_market_prices(await request.body())
+    await anyio.to_thread.run_sync(state.market.set_prices, prices)
+    log.info("market prices set", extra={"prices": {k: str(v) for k, v in prices.items()}})
+    return await _current_prices(state)
+
+
+@post("/api/market/launches", status_code=200)
+async def launch(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Launch a token in the mock market: its pools open and its sniper orders fire."""
+    token = parse_launch_request(await request.body())
+    launched, woken = await launch_token(state.market, state.waiting_jobs, token)
+    return {"token": token, "launched": launched, "ordersWoken": woken}
+
+
+MARKET_ROUTES = [market_prices, set_market_prices, launch]
