@@ -82,14 +82,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_heartbeat_timeout_ms: int = 60_000
     stream_maxlen: int = 100_000
     order_stream_ttl_s: int = 86_400
+    # API keys, key -> userId ("key1:alice,key2:bob"). Empty: the API runs open (with a
+    # warning at start-up). Never logged.
+    api_keys: dict[str, str] = {}
+    # Per-user order submissions: a sustained rate per minute and a burst on top (0 = no limit).
+    order_rate_per_min: int = 600
+    order_rate_burst: int = 60
+    # Open WebSocket connections per user in one API process (0 = no limit).
+    ws_max_connections_per_user: int = 100
+    # Protocol-level ping/pong: a ping every WS_PING_INTERVAL_S; no pong within
+    # WS_PING_TIMEOUT_S closes the connection (0 turns pings off).
+    ws_ping_interval_s: float = 20.0
+    ws_ping_timeout_s: float = 20.0
+    # Close an order's stream with 1000 after its final event (false: keep it open).
+    ws_close_on_terminal: bool = True
+    # Where processes share Prometheus metrics (multiprocess mode); default DATA_DIR/metrics.
+    metrics_dir: Path | None = None
 
     def __repr__(self) -> str:  # never print the wallet key
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
         if fields["wallet_private_key"]:
             fields["wallet_private_key"] = "***"
+        fields["api_keys"] = f"<{len(self.api_keys)} keys, users {sorted(set(self.api_keys.values()))}>"
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
 
     __str__ = __repr__
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.metrics_dir or self.data_dir / "metrics"
 
     @property
     def has_external_servers(self) -> bool:
@@ -127,6 +148,23 @@ def _launches(raw: str) -> dict[str, datetime]:
             raise ValueError(f"{item!r}: the time needs a timezone")
         schedule[token.strip()] = at
     return schedule
+
+
+def _api_keys(raw: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for number, item in enumerate(filter(None, (part.strip() for part in raw.split(","))), 1):
+        key, sep, user = item.rpartition(":")
+        # The message names the pair by number: the key itself must never be printed.
+        if not sep or not key or not user.strip():
+            raise _SecretValueError(f"pair {number}: expected KEY:USER_ID")
+        if len(key) < 16:
+            raise _SecretValueError(f"pair {number}: a key must be at least 16 characters")
+        keys[key] = user.strip()
+    return keys
+
+
+class _SecretValueError(ValueError):
+    """A bad secret value: its message is safe to print, the raw value is not."""
 
 
 def _optional_str(raw: str) -> str | None:
@@ -180,6 +218,14 @@ _ENV: dict[str, tuple[str, object]] = {
     "WORKER_HEARTBEAT_TIMEOUT_MS": ("worker_heartbeat_timeout_ms", int),
     "STREAM_MAXLEN": ("stream_maxlen", int),
     "ORDER_STREAM_TTL_S": ("order_stream_ttl_s", int),
+    "API_KEYS": ("api_keys", _api_keys),
+    "ORDER_RATE_PER_MIN": ("order_rate_per_min", int),
+    "ORDER_RATE_BURST": ("order_rate_burst", int),
+    "WS_MAX_CONNECTIONS_PER_USER": ("ws_max_connections_per_user", int),
+    "WS_PING_INTERVAL_S": ("ws_ping_interval_s", float),
+    "WS_PING_TIMEOUT_S": ("ws_ping_timeout_s", float),
+    "WS_CLOSE_ON_TERMINAL": ("ws_close_on_terminal", _bool),
+    "METRICS_DIR": ("metrics_dir", Path),
 }
 
 
@@ -193,6 +239,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         try:
             values[field] = parse(raw)  # type: ignore[operator]
+        except _SecretValueError as exc:
+            raise SettingsError(f"{name} is invalid: {exc}") from None
         except ValueError as exc:
             raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -234,6 +282,12 @@ def _check(s: Settings) -> None:
         problems.append("WORKER_HEARTBEAT_TIMEOUT_MS must be at least 1000")
     if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
         problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
+    if s.order_rate_per_min < 0 or s.order_rate_burst < 0:
+        problems.append("ORDER_RATE_PER_MIN and ORDER_RATE_BURST must not be negative")
+    if s.ws_max_connections_per_user < 0:
+        problems.append("WS_MAX_CONNECTIONS_PER_USER must not be negative")
+    if s.ws_ping_interval_s < 0 or s.ws_ping_timeout_s < 0:
+        problems.append("WS_PING_INTERVAL_S and WS_PING_TIMEOUT_S must not be negative")
     from domain.tokens import TOKENS
 
     unknown = [t for t in s.mock_launches if t not in TOKENS]

@@ -49,3 +49,17 @@ def test_every_setting_is_listed_in_env_example() -> None:
     text = (REPO_ROOT / ".env.example").read_text()
     missing = [name for name in _ENV if not re.search(rf"^#? ?{name}=", text, re.M)]
     assert missing == []
+
+
+def test_api_keys_map_keys_to_users_and_never_print_a_key() -> None:
+    s = load_settings({"API_KEYS": "k-alice-0123456789abcdef:alice, k-bob-0123456789abcdef:bob"})
+    assert s.api_keys == {"k-alice-0123456789abcdef": "alice", "k-bob-0123456789abcdef": "bob"}
+    assert "k-alice" not in repr(s) and "alice" in repr(s)
+
+
+def test_a_bad_api_key_pair_is_refused_without_echoing_the_key() -> None:
+    with pytest.raises(SettingsError, match="API_KEYS") as caught:
+        load_settings({"API_KEYS": "short-secret:alice"})
+    assert "short-secret" not in str(caught.value)
+    with pytest.raises(SettingsError, match="pair 1"):
+        load_settings({"API_KEYS": "no-user-given-0123456789"})
