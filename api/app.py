@@ -17,7 +17,9 @@ from litestar import Litestar
 from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_rate_limit import RateLimiter
 from adapters.settings import Settings, load_settings
+from api.auth import AuthMiddleware, KeyRing, warn_if_open
 from api.errors import EXCEPTION_HANDLERS
 from api.health_routes import HEALTH_ROUTES
 from api.market_routes import MARKET_ROUTES
@@ -30,6 +32,8 @@ from workers.limit_jobs import LimitOrderJobs
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    keys = KeyRing(settings.api_keys)
+    warn_if_open(keys)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -45,6 +49,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             store=PostgresEventStore(pool.connection),
             actors=OrderActors(broker, settings),
             market=RedisMarket(sync_redis.Redis.from_url(redis_url), settings.redis_prefix),
+            order_rate=RateLimiter(
+                client,
+                settings.redis_prefix,
+                "orders",
+                per_minute=settings.order_rate_per_min,
+                burst=settings.order_rate_burst,
+            ),
         )
         actors: OrderActors = app.state.actors
 
@@ -62,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*ORDER_ROUTES, *MARKET_ROUTES, *HEALTH_ROUTES, *WS_ROUTES],
         lifespan=[lifespan],
+        middleware=[AuthMiddleware(keys)],
         exception_handlers=EXCEPTION_HANDLERS,
         debug=False,
         logging_config=None,  # keep the process-wide logging set up by the CLI

@@ -8,6 +8,7 @@ leak a traceback.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from api.order_request import RequestError
+from api.order_service import RateLimited
 from domain.errors import DomainError, OrderNotFound
 
 log = logging.getLogger("orderengine.api")
@@ -26,6 +28,25 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     if field is not None:
         body["field"] = field
     return Response({"error": body}, status_code=status)
+
+
+class Forbidden(Exception):
+    """The caller may not ask this (e.g. another user's order list): 403."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def _forbidden(_: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    return error_response(403, "forbidden", exc.message, exc.field)
+
+
+def _rate_limited(_: Request[Any, Any, Any], exc: RateLimited) -> Response[Any]:
+    response = error_response(429, "rate_limited", str(exc))
+    response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+    return response
 
 
 def _request_error(_: Request[Any, Any, Any], exc: RequestError) -> Response[Any]:
@@ -63,6 +84,8 @@ def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     RequestError: _request_error,
+    Forbidden: _forbidden,
+    RateLimited: _rate_limited,
     OrderNotFound: _not_found,
     DomainError: _domain_error,
     psycopg.OperationalError: _unavailable,

@@ -28,7 +28,8 @@ class RequestError(Exception):
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    userId: str
+    # Required when the API runs open; with API keys the key's user replaces it.
+    userId: str | None = None
     orderType: Literal["market", "limit", "sniper"]
     tokenIn: str
     tokenOut: str
@@ -55,10 +56,12 @@ def parse_order_request(
     now: datetime | None = None,
     default_ttl: timedelta = timedelta(hours=1),
     max_ttl: timedelta = timedelta(days=7),
+    caller: str | None = None,
 ) -> OrderRequest:
     """Decode and check the body; raises RequestError naming the field.
 
     A limit order without `expiresAt` gets `now + default_ttl`; other orders never expire.
+    An authenticated `caller` is the order's user, whatever `userId` the body gives.
     """
     if not body.strip():
         raise RequestError("request body is empty: send a JSON object", code="malformed_json")
@@ -77,6 +80,10 @@ def parse_order_request(
         raise RequestError(_humanise(text), code="invalid_request") from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
+    if caller is not None:
+        request = msgspec.structs.replace(request, userId=caller)
+    elif request.userId is None:
+        raise RequestError("missing required field `userId`", field="userId", code="missing_field")
     _check(request, max_slippage)
     if request.slippageTolerance is None:
         request = msgspec.structs.replace(request, slippageTolerance=default_slippage)
@@ -106,7 +113,7 @@ def _humanise(text: str) -> str:
 
 
 def _check(r: OrderRequest, max_slippage: Decimal) -> None:
-    if not r.userId.strip() or len(r.userId) > 128:
+    if r.userId is None or not r.userId.strip() or len(r.userId) > 128:
         raise RequestError("userId must be 1 to 128 characters", field="userId")
     for field, symbol in (("tokenIn", r.tokenIn), ("tokenOut", r.tokenOut)):
         _known_token(symbol, field)

@@ -8,46 +8,28 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.datastructures import State
 
-from adapters.settings import Settings
-from api.order_request import RequestError, parse_order_request
-from domain.commands import CancelOrder, PlaceOrder
-from domain.errors import DomainError, InvalidTransition, OrderNotFound
-from domain.events import OrderPending
+from api.auth import caller_of, ensure_visible, owner_of
+from api.errors import Forbidden
+from api.order_request import RequestError
+from api.order_service import place_order
+from domain.commands import CancelOrder
+from domain.errors import InvalidTransition, OrderNotFound
 from domain.handling import handle
 from domain.order import TRANSITIONS
 from projections.order_views import decode_cursor, find_order, list_orders
-from workers.actors import OrderActors
 
 log = logging.getLogger("orderengine.api")
 
 
 # An order is a few hundred bytes; anything far larger is refused with 413 unread.
 MAX_BODY_BYTES = 64 * 1024
-
-IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1b8a2e-3c4d-4e5f-9a0b-1c2d3e4f5a6b")
-
-
-class IdempotencyKeyReused(DomainError):
-    def __init__(self, status: str) -> None:
-        super().__init__("this idempotency key already names a different order")
-        self.status = status
-
-
-def _same_order(stored: object, command: PlaceOrder) -> bool:
-    """The stored order is the one requested (its default expiry may differ between retries)."""
-    if not isinstance(stored, OrderPending):
-        return False
-    fields = ("user_id", "order_type", "token_in", "token_out", "amount", "limit_price", "slippage_tolerance")
-    return all(getattr(stored, f) == getattr(command, f) for f in fields)
 
 
 def parse_order_id(raw: str) -> str:
@@ -61,64 +43,21 @@ def parse_order_id(raw: str) -> str:
 @post("/api/orders/execute", status_code=200)
 async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """Accept an order: stored as `pending` in the log before this answers."""
-    settings: Settings = state.settings
-    body = parse_order_request(
+    return await place_order(
+        state,
         await request.body(),
-        max_slippage=settings.max_slippage,
-        default_slippage=settings.default_slippage,
-        now=datetime.now(UTC),
-        default_ttl=timedelta(seconds=settings.limit_default_ttl_s),
-        max_ttl=timedelta(seconds=settings.limit_max_ttl_s),
+        caller=caller_of(request),
+        idempotency_key=request.headers.get("idempotency-key"),
     )
-    key = request.headers.get("idempotency-key") or body.clientOrderId
-    if key is not None and not 1 <= len(key) <= 128:
-        raise RequestError("Idempotency-Key must be 1 to 128 characters", field="Idempotency-Key")
-    # With a key the order id is derived from (user, key): a retry, even a concurrent one,
-    # names the same order, and the log's command idempotency stores it once.
-    order_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{body.userId}\x00{key}") if key else uuid.uuid4())
-    is_new = key is None or not await state.store.stream_exists(order_id)
-    command = PlaceOrder(
-        command_id=order_id,
-        order_id=order_id,
-        user_id=body.userId,
-        order_type=body.orderType,
-        token_in=body.tokenIn,
-        token_out=body.tokenOut,
-        amount=body.amount,
-        limit_price=body.limitPrice,
-        expires_at=body.expiresAt,
-        slippage_tolerance=body.slippageTolerance
-        if body.slippageTolerance is not None
-        else settings.default_slippage,
-    )
-    order, recorded = await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
-    if key is not None and not _same_order(recorded[0].event, command):
-        raise IdempotencyKeyReused(order.status)
-    if is_new:
-        actors: OrderActors = state.actors
-        await anyio.to_thread.run_sync(
-            partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
-        )
-    log.info(
-        "order accepted",
-        extra={"orderId": order_id, "userId": body.userId, "orderType": body.orderType, "step": "pending"},
-    )
-    return {
-        "orderId": order_id,
-        "status": order.status,
-        "message": "Order accepted; stream its progress from streamUrl"
-        if is_new
-        else "Order already accepted under this idempotency key",
-        "streamUrl": f"/ws?orderId={order_id}",
-    }
 
 
 @get(["/api/orders/{order_id:str}", "/orders/{order_id:str}"])
-async def get_order(order_id: str, state: State) -> dict[str, Any]:
+async def get_order(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """The order from the read model (or folded from the log if the projection lags)."""
     order = await find_order(state.pool, state.store, parse_order_id(order_id))
     if order is None:
         raise OrderNotFound(order_id)
+    ensure_visible(caller_of(request), order["userId"], order_id)
     return order
 
 
@@ -141,19 +80,26 @@ async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> 
         after = decode_cursor(cursor) if cursor else None
     except ValueError as exc:
         raise RequestError(str(exc), field="cursor") from None
+    user_id = query.get("userId")
+    caller = caller_of(request)
+    if caller is not None:
+        if user_id not in (None, caller):
+            raise Forbidden("an API key lists only its own user's orders", field="userId")
+        user_id = caller
     orders, next_cursor = await list_orders(
-        state.pool, user_id=query.get("userId"), status=status, limit=int(raw_limit), after=after
+        state.pool, user_id=user_id, status=status, limit=int(raw_limit), after=after
     )
     return {"orders": orders, "nextCursor": next_cursor}
 
 
 @get("/api/orders/{order_id:str}/events")
-async def order_events(order_id: str, state: State) -> dict[str, Any]:
+async def order_events(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """The order's events from the log, in order: what an auditor replays."""
     oid = parse_order_id(order_id)
     history = await state.store.read_stream(oid)
     if not history:
         raise OrderNotFound(order_id)
+    ensure_visible(caller_of(request), owner_of(history), oid)
     return {
         "orderId": oid,
         "events": [
@@ -171,9 +117,12 @@ async def order_events(order_id: str, state: State) -> dict[str, Any]:
 
 
 @delete("/api/orders/{order_id:str}", status_code=200)
-async def cancel_order(order_id: str, state: State) -> dict[str, Any]:
+async def cancel_order(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """Cancel an order that has not started sending its swap; 409 with its status otherwise."""
     oid = parse_order_id(order_id)
+    caller = caller_of(request)
+    if caller is not None:
+        ensure_visible(caller, owner_of(await state.store.read_stream(oid)), oid)
     try:
         order, _ = await handle(
             state.store,

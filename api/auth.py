@@ -1,0 +1,127 @@
+"""API keys: who is calling, and which orders they may see.
+
+With `API_KEYS` set, every endpoint except the probes and the schema needs
+`Authorization: Bearer <key>`; the key's user is put on the connection
+(`connection.user`) and overrides any `userId` a client sends. Other users'
+orders answer 404, exactly like orders that do not exist, so a caller learns
+nothing about them. With no keys the API is open and `connection.user` is None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from domain.errors import OrderNotFound
+from domain.events import OrderPending
+from domain.ports import RecordedEvent
+
+log = logging.getLogger("orderengine.auth")
+
+# Probes must answer without credentials (orchestrators have none); the schema is public documentation.
+PUBLIC_PATHS = ("^/healthz$", "^/readyz$", "^/schema")
+
+
+class KeyRing:
+    """Looks keys up by their SHA-256, so no comparison runs over the secret itself."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._users = {_digest(key): user for key, user in keys.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self._users)
+
+    def user_for(self, authorization: str | None) -> str | None:
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return None
+        digest = _digest(key.strip())
+        for known, user in self._users.items():
+            if hmac.compare_digest(known, digest):
+                return user
+        return None
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class AuthMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+    exclude_path_pattern = PUBLIC_PATHS
+
+    def __init__(self, keys: KeyRing) -> None:
+        self.keys = keys
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if not self.keys:
+            scope["user"] = None
+            await next_app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        raw = headers.get(b"authorization")
+        user = self.keys.user_for(raw.decode("latin-1") if raw is not None else None)
+        if user is None:
+            await _refuse(scope, receive, send)
+            return
+        scope["user"] = user
+        await next_app(scope, receive, send)
+
+
+_UNAUTHORIZED = (
+    b'{"error":{"code":"unauthorized","message":"missing or unknown API key: '
+    b'send Authorization: Bearer <key>","field":"Authorization"}}'
+)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == ScopeType.WEBSOCKET:
+        # Accept, then close with a reason: a refused handshake tells a browser client nothing.
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})  # type: ignore[typeddict-item]
+        await send({"type": "websocket.close", "code": 1008, "reason": "missing or unknown API key"})  # type: ignore[typeddict-item]
+        return
+    await send(
+        {  # type: ignore[typeddict-item]
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="orderengine"'),
+                (b"content-length", str(len(_UNAUTHORIZED)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _UNAUTHORIZED})  # type: ignore[typeddict-item]
+
+
+def caller_of(connection: Any) -> str | None:
+    """The authenticated user, or None when the API runs open."""
+    return connection.scope.get("user")
+
+
+def ensure_visible(caller: str | None, owner: str | None, order_id: str) -> None:
+    """An order of another user is reported exactly as a missing one."""
+    if caller is not None and owner != caller:
+        raise OrderNotFound(order_id)
+
+
+def owner_of(history: Sequence[RecordedEvent]) -> str | None:
+    """The user who placed the order: its first event says so."""
+    first = history[0].event if history else None
+    return first.user_id if isinstance(first, OrderPending) else None
+
+
+def warn_if_open(keys: KeyRing) -> None:
+    if not keys:
+        log.warning(
+            "API_KEYS is not set: the API is open, anyone who can reach it may place and cancel "
+            "orders for any userId"
+        )
