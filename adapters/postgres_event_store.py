@@ -105,6 +105,22 @@ class PostgresEventStore:
         async with self._connection() as conn:
             return await read_all(conn, after, limit)
 
+    async def read_user_events(self, user_id: str, after: int, limit: int) -> list[RecordedEvent]:
+        """Events of every order `user_id` placed, with position > `after`, in position order."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s AND stream_id IN "
+                "(SELECT stream_id FROM events WHERE version = 1 AND data->>'user_id' = %s) "
+                "ORDER BY position LIMIT %s",
+                (after, user_id, limit),
+            )
+            return [row_to_recorded(r) for r in await cur.fetchall()]
+
+    async def users_of(self, stream_ids: list[str]) -> dict[str, str]:
+        """The user who placed each of these orders (streams that are not orders are left out)."""
+        async with self._connection() as conn:
+            return await users_of(conn, stream_ids)
+
     async def stream_exists(self, stream_id: str) -> bool:
         async with self._connection() as conn:
             cur = await conn.execute("SELECT 1 FROM events WHERE stream_id = %s LIMIT 1", (stream_id,))
@@ -117,6 +133,15 @@ async def read_all(conn: AsyncConnection[Any], after: int, limit: int) -> list[R
         (after, limit),
     )
     return [row_to_recorded(r) for r in await cur.fetchall()]
+
+
+async def users_of(conn: AsyncConnection[Any], stream_ids: list[str]) -> dict[str, str]:
+    cur = await conn.execute(
+        "SELECT stream_id, data->>'user_id' FROM events "
+        "WHERE version = 1 AND stream_id = ANY(%s) AND data ? 'user_id'",
+        (stream_ids,),
+    )
+    return {stream_id: user for stream_id, user in await cur.fetchall()}
 
 
 async def iterate_all(conn: AsyncConnection[Any], batch: int = 1000) -> AsyncIterator[RecordedEvent]:

@@ -6,6 +6,8 @@ lifespan and kept on `app.state`, so importing this module connects to nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,7 +22,9 @@ from adapters.postgres_event_store import PostgresEventStore
 from adapters.redis_rate_limit import RateLimiter
 from adapters.settings import Settings, load_settings
 from api.auth import AuthMiddleware, KeyRing, warn_if_open
+from api.connection_limits import ConnectionLimits
 from api.errors import EXCEPTION_HANDLERS
+from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
 from api.market_routes import MARKET_ROUTES
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
@@ -63,9 +67,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await anyio.to_thread.run_sync(partial(actors.send, "route", order_id, priority=priority))
 
         app.state.waiting_jobs = LimitOrderJobs(pool, app.state.store, send_route)
+        app.state.ws_limits = ConnectionLimits(settings.ws_max_connections_per_user)
+        # The shared reader gets its own client: its blocking XREAD must not queue behind requests.
+        hub_client = make_redis(settings)
+        app.state.hub = hub = StreamHub(hub_client, settings.redis_prefix)
+        with contextlib.suppress(Exception):  # Redis down at start-up: the hub retries and resyncs
+            await hub.start_position()
+        hub_task = asyncio.get_running_loop().create_task(hub.run(), name="stream-hub")
         try:
             yield
         finally:
+            hub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hub_task
+            await hub_client.aclose()
             broker.close()
             await client.aclose()
             await pool.close()

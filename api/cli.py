@@ -22,6 +22,8 @@ def _api(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
+        ws_ping_interval=settings.ws_ping_interval_s or None,
+        ws_ping_timeout=settings.ws_ping_timeout_s or None,
         log_level=settings.log_level.lower(),
         access_log=False,
         log_config=None,

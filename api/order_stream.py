@@ -1,12 +1,14 @@
-"""WebSocket stream of one order's events.
+"""WebSocket streams: one order, every order of a user, or an order submitted on the socket.
 
-History first, from the Postgres log (versions after the client's
-`fromVersion`), then live entries tailed from the order's Redis stream (XREAD
-BLOCK from the last version sent; entry ids are versions), de-duplicated by
-version, so nothing is missed or repeated across the switch and a trimmed
-Redis stream costs nothing. A second task waits on the socket so a
-client that leaves is noticed at once and the Redis read is cancelled.
-The connection closes with 1000 after a terminal event, 1008 on bad parameters.
+Each stream sends history first, from the Postgres log, then live entries from
+the process's shared reader (api/fanout.py), de-duplicated by version (one
+order) or position (a user), so nothing is missed or repeated across the switch
+and a trimmed Redis stream costs nothing. A gap (entries dropped for a slow
+socket, a Redis outage) is filled from Postgres before anything newer is sent.
+
+A second task waits on the socket, so a client that leaves is noticed at once
+and its subscription dropped. An order's stream closes with 1000 after the
+final event (WS_CLOSE_ON_TERMINAL); bad parameters close with 1008 and a reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,102 +25,273 @@ import msgspec
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
+from api.auth import caller_of, owner_of
 from api.client_messages import client_message
+from api.fanout import Entry, StreamHub, Subscription
+from api.order_request import RequestError
+from api.order_service import RateLimited, place_order
+from domain.errors import DomainError
 from domain.events import decode_event
 from domain.order import INTERNAL_EVENTS, TERMINAL
 from domain.ports import EventMetadata, RecordedEvent
-from projections.redis_relay import order_stream_key
 
 log = logging.getLogger("orderengine.ws")
 
 _metadata_decoder = msgspec.json.Decoder(EventMetadata)
 
-# Below redis-py 8's default 5 s socket timeout, which would otherwise end an idle
-# subscription with a TimeoutError while its order waits (e.g. for a rate-limit slot).
-BLOCK_MS = 2_000
+HISTORY_PAGE = 1_000
+FIRST_MESSAGE_TIMEOUT_S = 30.0
 
 
-async def stream_order(socket: Any, state: State, order_id: str | None = None) -> None:
-    """Stream one order; its id comes from the path, else from `?orderId=`."""
+class Refused(Exception):
+    """Close the socket with this code and reason (bad parameters, not allowed)."""
+
+    def __init__(self, reason: str, code: int = 1008) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason.encode()[:123].decode(errors="ignore")  # the protocol's limit
+
+
+# -- entry points -----------------------------------------------------------------
+
+
+async def stream_from_query(socket: Any, state: State) -> None:
+    """`/ws?orderId=…[&fromVersion=N]` streams one order, `/ws?userId=…[&fromPosition=N]` a user's."""
+    query = socket.query_params
+    if query.get("orderId") is None and query.get("userId") is not None:
+        await _serve(socket, state, lambda: _user_stream(socket, state, query.get("userId")))
+    else:
+        await _serve(socket, state, lambda: _order_stream(socket, state, query.get("orderId")))
+
+
+async def stream_order(socket: Any, state: State, order_id: str) -> None:
+    """`/api/orders/{id}/stream`: one order."""
+    await _serve(socket, state, lambda: _order_stream(socket, state, order_id))
+
+
+async def submit_and_stream(socket: Any, state: State) -> None:
+    """`/api/orders/execute` as a WebSocket: the first message is the order, then its lifecycle."""
+    await _serve(socket, state, lambda: _submit(socket, state))
+
+
+# -- connection handling --------------------------------------------------------------
+
+
+async def _serve(socket: Any, state: State, run: Callable[[], Awaitable[None]]) -> None:
+    await socket.accept()
+    owner = caller_of(socket) or f"ip:{socket.client.host if socket.client else 'unknown'}"
+    if not state.ws_limits.acquire(owner):
+        await _close(socket, 1008, "too many open WebSocket connections for this user")
+        return
     try:
-        await _stream_order(socket, state, order_id)
+        await run()
+    except Refused as refused:
+        await _close(socket, refused.code, refused.reason)
     except WebSocketDisconnect:
         pass
     except Exception:
         # Litestar would close with 4500 and log nothing; say what broke, close with 1011.
         log.exception("websocket stream failed", extra={"path": str(socket.url)})
-        with contextlib.suppress(Exception):
-            await socket.close(code=1011, reason="internal error")
+        await _close(socket, 1011, "internal error")
+    finally:
+        state.ws_limits.release(owner)
 
 
-async def _stream_order(socket: Any, state: State, path_order_id: str | None) -> None:
-    await socket.accept()
-    raw_id = path_order_id or socket.query_params.get("orderId")
-    try:
-        order_id = str(uuid.UUID(raw_id or ""))
-        from_version = int(socket.query_params.get("fromVersion", "0"))
-        if from_version < 0:
-            raise ValueError
-    except ValueError:
-        await socket.close(code=1008, reason="orderId must be a UUID and fromVersion a whole number >= 0")
-        return
-    history = [r for r in await state.store.read_stream(order_id) if r.version > from_version]
-    if not history and not await state.store.stream_exists(order_id):
-        await socket.close(code=1008, reason=f"unknown order {order_id}")
-        return
+async def _close(socket: Any, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await socket.close(code=code, reason=reason)
 
+
+async def _until_client_leaves(
+    socket: Any, pump: Callable[[], Awaitable[bool]], close_when_done: bool
+) -> bool:
+    """Run `pump` while watching the socket; True if it finished (and the socket should close)."""
     finished = False
     async with anyio.create_task_group() as tg:
 
         async def watch_client() -> None:
-            try:
+            with contextlib.suppress(WebSocketDisconnect):
                 while True:
                     await socket.receive_data(mode="text")
-            except WebSocketDisconnect:
-                pass
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch_client)
-        try:
-            finished = await _pump(socket, state, order_id, history, from_version)
-        except WebSocketDisconnect:
-            pass
-        tg.cancel_scope.cancel()
+        with contextlib.suppress(WebSocketDisconnect):
+            finished = await pump()
+        if finished and close_when_done:
+            tg.cancel_scope.cancel()
+        # Otherwise keep the socket open (quiet) until the client leaves.
+    return finished and close_when_done
+
+
+def _whole_number(query: Any, *names: str) -> int:
+    for name in names:
+        raw = query.get(name)
+        if raw is not None:
+            if not raw.isdigit():
+                raise Refused(f"{name} must be a whole number >= 0")
+            return int(raw)
+    return 0
+
+
+# -- one order ------------------------------------------------------------------------
+
+
+async def _order_stream(
+    socket: Any, state: State, raw_id: str | None, from_version: int | None = None
+) -> None:
+    try:
+        order_id = str(uuid.UUID(raw_id or ""))
+    except ValueError:
+        raise Refused("orderId must be a UUID (or give userId to stream a user's orders)") from None
+    if from_version is None:
+        # `lastEventId` lets an EventSource-style client resume with the last version it saw.
+        from_version = _whole_number(socket.query_params, "fromVersion", "lastEventId")
+    hub: StreamHub = state.hub
+    with hub.order(order_id) as sub:  # before reading history: nothing can fall between
+        history = await state.store.read_stream(order_id)
+        caller = caller_of(socket)
+        if not history or (caller is not None and owner_of(history) != caller):
+            raise Refused(f"unknown order {order_id}")
+        pending = [r for r in history if r.version > from_version]
+        finished = await _until_client_leaves(
+            socket,
+            lambda: _pump_order(socket, state, order_id, sub, pending, from_version),
+            state.settings.ws_close_on_terminal,
+        )
     if finished:
-        await socket.close(code=1000, reason="order finished")
+        await _close(socket, 1000, "order finished")
 
 
-async def _pump(socket: Any, state: State, order_id: str, history: list[RecordedEvent], sent: int) -> bool:
-    """Send history, then live events, each version once and in order; True once a final one is sent.
-
-    A live entry that skips versions (trimmed, or read after a reconnect) is
-    preceded by the missing ones from Postgres, so the client never sees a gap.
-    """
-    key = order_stream_key(state.settings.redis_prefix, order_id)
-    pending = history
+async def _pump_order(
+    socket: Any, state: State, order_id: str, sub: Subscription, pending: list[RecordedEvent], sent: int
+) -> bool:
+    """Send each version once and in order; True once a final one is sent."""
     while True:
         for recorded in pending:
             if recorded.version <= sent:
-                continue  # already sent: de-duplicate by version
-            if type(recorded.event) in INTERNAL_EVENTS:
-                sent = recorded.version  # the engine's own bookkeeping: passed over, not sent
                 continue
+            sent = recorded.version
+            if type(recorded.event) in INTERNAL_EVENTS:
+                continue  # the engine's own bookkeeping: passed over, not sent
             message = client_message(
                 order_id, recorded.version, recorded.event, recorded.recorded_at.isoformat()
             )
             await socket.send_data(msgspec.json.encode(message).decode())
-            sent = recorded.version
             if message["status"] in TERMINAL:
                 return True
-        reply = await state.redis.xread({key: f"{sent}-0"}, block=BLOCK_MS, count=100)
-        entries = reply[0][1] if reply else []
-        if entries and int(entries[0][1]["version"]) > sent + 1:
+        batch = await sub.next_batch()
+        live = [_recorded(order_id, fields) for fields in batch]
+        if sub.take_overflow() or not _follows(live, sent):
             pending = [r for r in await state.store.read_stream(order_id) if r.version > sent]
         else:
-            pending = [_recorded(order_id, fields) for _, fields in entries]
+            pending = live
 
 
-def _recorded(order_id: str, fields: dict[str, str]) -> RecordedEvent:
+def _follows(records: Sequence[RecordedEvent], sent: int) -> bool:
+    """The new records continue exactly from `sent`, with no version missing."""
+    expected = sent + 1
+    for r in records:
+        if r.version < expected:
+            continue
+        if r.version != expected:
+            return False
+        expected += 1
+    return True
+
+
+# -- every order of a user -------------------------------------------------------------
+
+
+async def _user_stream(socket: Any, state: State, user_id: str) -> None:
+    caller = caller_of(socket)
+    if not user_id.strip():
+        raise Refused("userId must not be empty")
+    if caller is not None and user_id != caller:
+        raise Refused("an API key streams only its own user's orders")
+    after = _whole_number(socket.query_params, "fromPosition", "lastEventId")
+    hub: StreamHub = state.hub
+    with hub.user(user_id) as sub:
+        await _until_client_leaves(
+            socket, lambda: _pump_user(socket, state, user_id, sub, after), close_when_done=False
+        )
+
+
+async def _pump_user(socket: Any, state: State, user_id: str, sub: Subscription, after: int) -> bool:
+    """History by position from Postgres, then live entries; never finishes by itself."""
+    after = await _send_user_history(socket, state, user_id, after)
+    while True:
+        batch = await sub.next_batch()
+        if sub.take_overflow():
+            after = await _send_user_history(socket, state, user_id, after)
+            continue
+        for fields in batch:
+            position = int(fields["position"])
+            if position <= after:
+                continue
+            after = position
+            await _send_user_message(socket, _recorded(fields["order_id"], fields))
+
+
+async def _send_user_history(socket: Any, state: State, user_id: str, after: int) -> int:
+    while True:
+        page = await state.store.read_user_events(user_id, after, HISTORY_PAGE)
+        for recorded in page:
+            await _send_user_message(socket, recorded)
+            after = recorded.position
+        if len(page) < HISTORY_PAGE:
+            return after
+
+
+async def _send_user_message(socket: Any, recorded: RecordedEvent) -> None:
+    if type(recorded.event) in INTERNAL_EVENTS:
+        return
+    message = client_message(
+        recorded.stream_id, recorded.version, recorded.event, recorded.recorded_at.isoformat()
+    )
+    message["position"] = recorded.position  # a user's streams interleave: resume by position
+    await socket.send_data(msgspec.json.encode(message).decode())
+
+
+# -- submit on the socket ----------------------------------------------------------------
+
+
+async def _submit(socket: Any, state: State) -> None:
+    try:
+        with anyio.fail_after(FIRST_MESSAGE_TIMEOUT_S):
+            first = await socket.receive_data(mode="text")
+    except TimeoutError:
+        raise Refused(f"send the order as the first message within {FIRST_MESSAGE_TIMEOUT_S:.0f} s") from None
+    raw = first.encode() if isinstance(first, str) else bytes(first or b"")
+    try:
+        accepted = await place_order(
+            state, raw, caller=caller_of(socket), idempotency_key=socket.headers.get("idempotency-key")
+        )
+    except RequestError as exc:
+        await _send_error(socket, exc.code, exc.message, exc.field)
+        raise Refused(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
+    except RateLimited as exc:
+        await _send_error(socket, "rate_limited", str(exc), retry_after_s=exc.retry_after_s)
+        raise Refused("too many orders: try again later", code=1013) from None
+    except DomainError as exc:
+        await _send_error(socket, "conflict", str(exc))
+        raise Refused(str(exc)) from None
+    await socket.send_data(msgspec.json.encode(accepted).decode())
+    await _order_stream(socket, state, accepted["orderId"], from_version=0)
+
+
+async def _send_error(
+    socket: Any, code: str, message: str, field: str | None = None, retry_after_s: float | None = None
+) -> None:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    if retry_after_s is not None:
+        error["retryAfterS"] = round(retry_after_s, 3)
+    await socket.send_data(msgspec.json.encode({"error": error}).decode())
+
+
+def _recorded(order_id: str, fields: Entry) -> RecordedEvent:
     return RecordedEvent(
         position=int(fields["position"]),
         stream_id=order_id,
