@@ -118,3 +118,10 @@ def test_a_body_over_64_kib_is_refused_with_413(alice: httpx.Client) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"]
+
+
+def test_keys_never_reach_the_log(secured: Engine, alice: httpx.Client) -> None:
+    alice.post("/api/orders/execute", json={**ORDER, "amount": "not a number"})  # an error path too
+    text = secured.log_path.read_text(errors="replace")
+    assert ALICE_KEY not in text and BOB_KEY not in text
+    assert "order accepted" in text  # the log was written, so its silence about keys means something
