@@ -32,7 +32,7 @@ from api.order_request import RequestError
 from api.order_service import RateLimited, place_order
 from domain.errors import DomainError
 from domain.events import decode_event
-from domain.order import INTERNAL_EVENTS, TERMINAL
+from domain.order import INTERNAL_EVENTS, TERMINAL, status_of
 from domain.ports import EventMetadata, RecordedEvent
 
 log = logging.getLogger("orderengine.ws")
@@ -154,11 +154,13 @@ async def _order_stream(
         if not history or (caller is not None and owner_of(history) != caller):
             raise Refused(f"unknown order {order_id}")
         pending = [r for r in history if r.version > from_version]
-        finished = await _until_client_leaves(
-            socket,
-            lambda: _pump_order(socket, state, order_id, sub, pending, from_version),
-            state.settings.ws_close_on_terminal,
-        )
+        # A client resuming after the final event has nothing to wait for.
+        ended = any(status_of(r.event) in TERMINAL for r in history if r.version <= from_version)
+
+        async def pump() -> bool:
+            return ended or await _pump_order(socket, state, order_id, sub, pending, from_version)
+
+        finished = await _until_client_leaves(socket, pump, state.settings.ws_close_on_terminal)
     if finished:
         await _close(socket, 1000, "order finished")
 
@@ -274,18 +276,26 @@ async def _submit(socket: Any, state: State) -> None:
         await _send_error(socket, "rate_limited", str(exc), retry_after_s=exc.retry_after_s)
         raise Refused("too many orders: try again later", code=1013) from None
     except DomainError as exc:
-        await _send_error(socket, "conflict", str(exc))
+        await _send_error(socket, "conflict", str(exc), status=getattr(exc, "status", None))
         raise Refused(str(exc)) from None
     await socket.send_data(msgspec.json.encode(accepted).decode())
     await _order_stream(socket, state, accepted["orderId"], from_version=0)
 
 
 async def _send_error(
-    socket: Any, code: str, message: str, field: str | None = None, retry_after_s: float | None = None
+    socket: Any,
+    code: str,
+    message: str,
+    field: str | None = None,
+    retry_after_s: float | None = None,
+    status: str | None = None,
 ) -> None:
+    """The HTTP error body, on the socket, before it closes."""
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
+    if status is not None:
+        error["status"] = status  # where the order stands, as a 409 says
     if retry_after_s is not None:
         error["retryAfterS"] = round(retry_after_s, 3)
     await socket.send_data(msgspec.json.encode({"error": error}).decode())

@@ -203,3 +203,33 @@ def test_the_server_pings_and_drops_a_client_that_never_answers(tuned: Engine) -
                 close_code = struct.unpack("!H", payload[:2])[0]
     assert 0x9 in opcodes  # the server pinged
     assert opcodes[-1] == 0x8 and close_code == 1011  # and gave up on a client with no pong
+
+
+def test_resuming_after_the_final_event_closes_at_once(engine: Engine) -> None:
+    order_id = engine.submit()
+    engine.wait_for_status(order_id, {"confirmed"})
+    last = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events").json()["events"][-1]["version"]
+
+    async def scenario() -> tuple[list[str], int | None]:
+        async with websockets.connect(ws_url(engine, f"/ws?orderId={order_id}&fromVersion={last}")) as ws:
+            with anyio.fail_after(10):
+                received = [raw async for raw in ws]
+            return received, ws.close_code
+
+    received, code = anyio.run(scenario)
+    assert received == [] and code == 1000
+
+
+def test_a_reused_idempotency_key_on_the_socket_reports_the_orders_status(engine: Engine) -> None:
+    key = f"ws-key-{uuid.uuid4().hex[:8]}"
+
+    async def scenario(amount: str) -> dict[str, Any]:
+        url = ws_url(engine, "/api/orders/execute")
+        async with websockets.connect(url, additional_headers={"Idempotency-Key": key}) as ws:
+            await ws.send(json.dumps({**ORDER, "userId": "key-reuser", "amount": amount}))
+            return dict(json.loads(await ws.recv()))
+
+    first = anyio.run(scenario, "1")
+    assert first["status"] == "pending"
+    reused = anyio.run(scenario, "2")  # same key, a different order
+    assert reused["error"]["code"] == "conflict" and reused["error"]["status"]
