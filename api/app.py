@@ -15,6 +15,7 @@ from functools import partial
 import anyio
 import redis as sync_redis
 from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
 
 from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.market import RedisMarket
@@ -28,6 +29,7 @@ from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
 from api.market_routes import MARKET_ROUTES
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
+from api.schemas import COMPONENTS
 from api.ws_routes import WS_ROUTES
 from workers.actors import OrderActors
 from workers.broker import make_broker
@@ -93,4 +95,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         logging_config=None,  # keep the process-wide logging set up by the CLI
         request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Solana order engine API",
+            version="0.1.0",
+            description="Place market, limit and sniper swaps on Solana DEXs (Raydium, Meteora) and follow "
+            "them: every order is stored in an event log before it is accepted. Errors are "
+            '`{"error": {"code", "message", "field"?}}`. WebSockets (not described here, see docs/api.md): '
+            "`/ws?orderId=` and `/api/orders/{id}/stream` stream an order's events, `/ws?userId=` every "
+            "order of a user, and `/api/orders/execute` takes an order and streams it on the same socket.",
+            components=COMPONENTS,
+            use_handler_docstrings=True,
+        ),
     )

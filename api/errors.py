@@ -18,16 +18,16 @@ from litestar.exceptions import HTTPException
 
 from api.order_request import RequestError
 from api.order_service import RateLimited
+from api.schemas import ErrorBody, error_body
 from domain.errors import DomainError, OrderNotFound
 
 log = logging.getLogger("orderengine.api")
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> Response[Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return Response({"error": body}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, order_status: str | None = None
+) -> Response[ErrorBody]:
+    return Response(error_body(code, message, field, order_status), status_code=status)
 
 
 class Forbidden(Exception):
@@ -59,11 +59,8 @@ def _not_found(_: Request[Any, Any, Any], exc: OrderNotFound) -> Response[Any]:
 
 
 def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    response = error_response(409, "conflict", str(exc))
-    status = getattr(exc, "status", None)
-    if status is not None:  # where the order stands, so the client need not ask again
-        response.content["error"]["status"] = status
-    return response
+    # With the order's status, where the error knows it, so the client need not ask again.
+    return error_response(409, "conflict", str(exc), order_status=getattr(exc, "status", None))
 
 
 def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -1,21 +1,27 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`) probes."""
+"""Liveness (`/healthz`) and readiness (`/readyz`) probes: public, no API key needed."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from litestar import Response, get
 from litestar.datastructures import State
 
+from api.schemas import Health, Readiness, ok
 
-@get("/healthz")
-async def healthz() -> dict[str, str]:
+
+@get("/healthz", responses={200: ok(Health, "health")})
+async def healthz() -> Health:
     """The API process is up (no dependency is checked)."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@get("/readyz")
-async def readyz(state: State) -> Response[Any]:
+@get(
+    "/readyz",
+    responses={
+        200: ok(Readiness, "ready", "Every dependency is up"),
+        503: ok(Readiness, "unready", "A dependency is down: `down` names it"),
+    },
+)
+async def readyz(state: State) -> Response[Readiness]:
     """Postgres, Redis, a live worker and a live scheduler: 200, or 503 naming what is down."""
     checks: dict[str, str] = {}
     try:
@@ -36,10 +42,9 @@ async def readyz(state: State) -> Response[Any]:
     except Exception as exc:
         checks.setdefault("redis", f"down: {type(exc).__name__}")
     down = sorted(name for name, result in checks.items() if result != "ok")
-    body = {"status": "ready" if not down else "unavailable", "checks": checks}
     if down:
-        body["down"] = down
-    return Response(body, status_code=200 if not down else 503)
+        return Response(Readiness(status="unavailable", checks=checks, down=down), status_code=503)
+    return Response(Readiness(status="ready", checks=checks), status_code=200)
 
 
 HEALTH_ROUTES = [healthz, readyz]

@@ -10,24 +10,36 @@ from litestar import Request, get, post, put
 from litestar.datastructures import State
 
 from api.order_request import parse_launch_request, parse_market_prices
+from api.schemas import BEARER, LAUNCH_BODY, PRICES_BODY, LaunchResult, MarketPrices, documented, errors, ok
 from workers.limit_jobs import launch_token
 
 log = logging.getLogger("orderengine.api")
 
 
-async def _current_prices(state: State) -> dict[str, str]:
+async def _current_prices(state: State) -> MarketPrices:
     prices = await anyio.to_thread.run_sync(state.market.usd_prices)
     return {symbol: str(price) for symbol, price in prices.items()}
 
 
-@get("/api/market/prices")
-async def market_prices(state: State) -> dict[str, str]:
+@get(
+    "/api/market/prices",
+    security=BEARER,
+    responses={200: ok(MarketPrices, "prices"), **errors(401, 503)},
+    operation_class=documented(),
+)
+async def market_prices(state: State) -> MarketPrices:
     """The mock market's current USD price of each token."""
     return await _current_prices(state)
 
 
-@put("/api/market/prices", status_code=200)
-async def set_market_prices(request: Request[Any, Any, Any], state: State) -> dict[str, str]:
+@put(
+    "/api/market/prices",
+    status_code=200,
+    security=BEARER,
+    responses={200: ok(MarketPrices, "prices"), **errors(400, 401, 413, 422, 503)},
+    operation_class=documented(body=PRICES_BODY),
+)
+async def set_market_prices(request: Request[Any, Any, Any], state: State) -> MarketPrices:
     """Set USD prices in the mock market (operators and tests: a deterministic price path)."""
     prices = parse_market_prices(await request.body())
     await anyio.to_thread.run_sync(state.market.set_prices, prices)
@@ -35,12 +47,18 @@ async def set_market_prices(request: Request[Any, Any, Any], state: State) -> di
     return await _current_prices(state)
 
 
-@post("/api/market/launches", status_code=200)
-async def launch(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+@post(
+    "/api/market/launches",
+    status_code=200,
+    security=BEARER,
+    responses={200: ok(LaunchResult, "launch"), **errors(400, 401, 413, 422, 503)},
+    operation_class=documented(body=LAUNCH_BODY),
+)
+async def launch(request: Request[Any, Any, Any], state: State) -> LaunchResult:
     """Launch a token in the mock market: its pools open and its sniper orders fire."""
     token = parse_launch_request(await request.body())
     launched, woken = await launch_token(state.market, state.waiting_jobs, token)
-    return {"token": token, "launched": launched, "ordersWoken": woken}
+    return LaunchResult(token=token, launched=launched, ordersWoken=woken)
 
 
 MARKET_ROUTES = [market_prices, set_market_prices, launch]

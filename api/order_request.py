@@ -1,17 +1,21 @@
-"""The body of `POST /api/orders/execute`, validated field by field.
+"""The body of `POST /api/orders/execute` (and the market bodies and the order list's
+query), validated field by field.
 
 Decoded by hand with msgspec (not Litestar's automatic DTO) so every error
 names the offending field and says why, instead of Litestar's `"key": "data"`.
+The same types are what /schema documents (api/schemas.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from domain.tokens import TOKENS
 
@@ -27,19 +31,50 @@ class RequestError(Exception):
         self.code = code
 
 
+# OrderRequest's annotations only document (the OpenAPI schema at /schema is generated from
+# these types); none constrains decoding, so every check stays in `_check`, whose errors name
+# the field.
+TokenSymbol = Annotated[str, Meta(description="A token symbol", extra_json_schema={"enum": sorted(TOKENS)})]
+Id128 = Annotated[str, Meta(extra_json_schema={"minLength": 1, "maxLength": 128})]
+
+
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Required when the API runs open; with API keys the key's user replaces it.
-    userId: str | None = None
+    userId: Annotated[
+        Id128 | None,
+        Meta(
+            description="Required when the API runs open; with an API key, the key's user is used instead",
+            extra_json_schema={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"},  # not blank, no NUL
+        ),
+    ] = None
     orderType: Literal["market", "limit", "sniper"]
-    tokenIn: str
-    tokenOut: str
-    amount: Decimal
-    limitPrice: Decimal | None = None
-    slippageTolerance: Decimal | None = None
-    expiresAt: datetime | None = None
+    tokenIn: TokenSymbol
+    tokenOut: Annotated[TokenSymbol, Meta(description="A token symbol other than tokenIn")]
+    amount: Annotated[Decimal, Meta(description="Units of tokenIn to sell, greater than 0", examples=["1.5"])]
+    limitPrice: Annotated[
+        Decimal | None,
+        Meta(description="Limit orders only, and required there: the least tokenOut per tokenIn to accept"),
+    ] = None
+    slippageTolerance: Annotated[
+        Decimal | None,
+        Meta(
+            description="Fraction the fill may fall short of the quote, from 0 to MAX_SLIPPAGE "
+            "(default DEFAULT_SLIPPAGE)"
+        ),
+    ] = None
+    expiresAt: Annotated[
+        datetime | None,
+        Meta(
+            description="Limit orders only: when it expires if not executing by then; with a timezone, "
+            "in the future, at most LIMIT_MAX_TTL_S ahead (default now + LIMIT_DEFAULT_TTL_S)",
+            extra_json_schema={"format": "date-time"},
+        ),
+    ] = None
     # The client's own id for the order; like an Idempotency-Key header, the same one
     # from the same user always names the same order.
-    clientOrderId: str | None = None
+    clientOrderId: Annotated[
+        Id128 | None,
+        Meta(description="The client's own id: the same one from the same user always names the same order"),
+    ] = None
 
 
 _decoder = msgspec.json.Decoder(OrderRequest)
@@ -115,13 +150,13 @@ def _humanise(text: str) -> str:
 def _check(r: OrderRequest, max_slippage: Decimal) -> None:
     if r.userId is None or not r.userId.strip() or len(r.userId) > 128:
         raise RequestError("userId must be 1 to 128 characters", field="userId")
+    if "\x00" in r.userId:  # Postgres cannot store it: the order would fail with a 500
+        raise RequestError("userId must not contain NUL characters", field="userId")
     for field, symbol in (("tokenIn", r.tokenIn), ("tokenOut", r.tokenOut)):
         _known_token(symbol, field)
     if r.tokenIn == r.tokenOut:
         raise RequestError("tokenOut must differ from tokenIn", field="tokenOut")
     _positive("amount", r.amount)
-    if r.amount > Decimal("1e15"):
-        raise RequestError("amount is too large", field="amount")
     if r.orderType == "limit":
         if r.limitPrice is None:
             raise RequestError("limitPrice is required for a limit order", field="limitPrice")
@@ -138,6 +173,7 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
             raise RequestError(
                 f"slippageTolerance must be between 0 and {max_slippage}", field="slippageTolerance"
             )
+        _storable("slippageTolerance", s)
 
 
 def _known_token(symbol: str, field: str) -> None:
@@ -147,16 +183,42 @@ def _known_token(symbol: str, field: str) -> None:
         )
 
 
+# Every decimal an order or a price carries ends up in the read model's `numeric` columns
+# (at most 16383 decimal places) and in the workers' arithmetic: one that cannot be stored
+# would stop the projection for every order after it, so it is refused at the door.
+MAX_DECIMAL = Decimal("1e15")
+MAX_DECIMAL_PLACES = 18
+
+
 def _positive(field: str, value: Decimal) -> None:
     if not value.is_finite() or value <= 0:
         raise RequestError(f"{field} must be a number greater than 0", field=field)
+    if value > MAX_DECIMAL:
+        raise RequestError(f"{field} is too large", field=field)
+    _storable(field, value)
+
+
+def _storable(field: str, value: Decimal) -> None:
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite: checked by the callers
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if -(exponent + trailing_zeros) > MAX_DECIMAL_PLACES:
+        raise RequestError(f"{field} may have at most {MAX_DECIMAL_PLACES} decimal places", field=field)
+
+
+PriceUpdate = Annotated[
+    dict[TokenSymbol, Annotated[str | int | float, Meta(description="USD price, greater than 0")]],
+    Meta(
+        description="USD prices of known tokens, each greater than 0", extra_json_schema={"minProperties": 1}
+    ),
+]
 
 
 def parse_market_prices(body: bytes) -> dict[str, Decimal]:
     """`{"SOL": "160", …}`: USD prices for known tokens, each > 0; RequestError naming the token."""
     try:
         # Values decoded one by one: msgspec names a bad dict value only as `$[...]`.
-        items = msgspec.json.decode(body or b"{}", type=dict[str, str | int | float])
+        items = msgspec.json.decode(body or b"{}", type=PriceUpdate)
     except msgspec.ValidationError:
         raise RequestError('expected an object of token prices, e.g. {"SOL": "160"}') from None
     except msgspec.DecodeError as exc:
@@ -176,7 +238,7 @@ def parse_market_prices(body: bytes) -> dict[str, Decimal]:
 
 
 class LaunchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    token: str
+    token: Annotated[TokenSymbol, Meta(description="The token to launch (its pools open)")]
 
 
 def parse_launch_request(body: bytes) -> str:
@@ -189,3 +251,36 @@ def parse_launch_request(body: bytes) -> str:
         raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
     _known_token(request.token, "token")
     return request.token
+
+
+# The statuses an order can be listed by (every status but `new`, which no stored order has).
+OrderStatus = Literal[
+    "pending", "waiting", "routing", "building", "submitted", "confirmed", "failed", "cancelled", "expired"
+]
+MAX_PAGE = 200
+
+
+class OrderListQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The query of `GET /api/orders`: decoded by `parse_list_query` and documented from this type."""
+
+    # No NUL: Postgres cannot compare text with it (and no stored userId has one).
+    userId: (
+        Annotated[
+            str, Meta(pattern=r"^[^\x00]*$", description="Only this user's orders (with an API key, its own)")
+        ]
+        | UnsetType
+    ) = UNSET
+    status: Annotated[OrderStatus, Meta(description="Only orders in this status")] | UnsetType = UNSET
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Orders per page")] = 50
+    cursor: Annotated[str, Meta(description="The nextCursor of the previous page")] | UnsetType = UNSET
+
+
+def parse_list_query(params: Mapping[str, str]) -> OrderListQuery:
+    """Query parameters (strings) converted to their types; RequestError naming a bad one."""
+    try:
+        # strict=False: a query value is always a string, "50" must become the int 50.
+        return msgspec.convert({key: params[key] for key in params}, OrderListQuery, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _AT_FIELD.search(text)
+        raise RequestError(_humanise(text), field=match.group(1) if match else None) from None

@@ -9,20 +9,38 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.datastructures import State
+from litestar.params import PathParameter
+from msgspec import UNSET
 
 from api.auth import caller_of, ensure_visible, owner_of
 from api.errors import Forbidden
-from api.order_request import RequestError
+from api.order_request import OrderStatus, RequestError, parse_list_query
 from api.order_service import place_order
+from api.schemas import (
+    BEARER,
+    IDEMPOTENCY_CONFLICT,
+    IDEMPOTENCY_KEY_HEADER,
+    LIST_QUERY,
+    ORDER_BODY,
+    CancelResult,
+    EventMetadataView,
+    OrderAccepted,
+    OrderEvents,
+    OrderPage,
+    OrderView,
+    RecordedEventView,
+    documented,
+    errors,
+    ok,
+)
 from domain.commands import CancelOrder
 from domain.errors import InvalidTransition, OrderNotFound
 from domain.handling import handle
-from domain.order import TRANSITIONS
 from projections.order_views import decode_cursor, find_order, list_orders
 
 log = logging.getLogger("orderengine.api")
@@ -30,6 +48,10 @@ log = logging.getLogger("orderengine.api")
 
 # An order is a few hundred bytes; anything far larger is refused with 413 unread.
 MAX_BODY_BYTES = 64 * 1024
+
+
+# Any string is accepted (and answered 404 unless it is an order's UUID); documented as a UUID.
+OrderIdPath = Annotated[str, PathParameter(description="The order's id", schema_extra={"format": "uuid"})]
 
 
 def parse_order_id(raw: str) -> str:
@@ -40,84 +62,110 @@ def parse_order_id(raw: str) -> str:
         raise OrderNotFound(raw) from None
 
 
-@post("/api/orders/execute", status_code=200)
-async def execute_order(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+@post(
+    "/api/orders/execute",
+    status_code=200,
+    security=BEARER,
+    responses={
+        200: ok(OrderAccepted, "accepted"),
+        **errors(400, 401, 409, 413, 422, 429, 503, examples={409: IDEMPOTENCY_CONFLICT}),
+    },
+    operation_class=documented(body=ORDER_BODY, parameters=[IDEMPOTENCY_KEY_HEADER]),
+)
+async def execute_order(request: Request[Any, Any, Any], state: State) -> OrderAccepted:
     """Accept an order: stored as `pending` in the log before this answers."""
-    return await place_order(
+    # The body and the header are read by hand (place_order, shared with the WebSocket
+    # submit) so that every refusal names its field; /schema documents both.
+    accepted = await place_order(
         state,
         await request.body(),
         caller=caller_of(request),
         idempotency_key=request.headers.get("idempotency-key"),
     )
+    return msgspec.convert(accepted, OrderAccepted)
 
 
-@get(["/api/orders/{order_id:str}", "/orders/{order_id:str}"])
-async def get_order(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+@get(
+    ["/api/orders/{order_id:str}", "/orders/{order_id:str}"],
+    security=BEARER,
+    responses={200: ok(OrderView, "order"), **errors(401, 404, 503)},
+    operation_class=documented(),
+)
+async def get_order(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> OrderView:
     """The order from the read model (or folded from the log if the projection lags)."""
     order = await find_order(state.pool, state.store, parse_order_id(order_id))
     if order is None:
         raise OrderNotFound(order_id)
     ensure_visible(caller_of(request), order["userId"], order_id)
-    return order
+    return msgspec.convert(order, OrderView)
 
 
-ORDER_STATUSES = frozenset(TRANSITIONS) - {"new"}
-MAX_PAGE = 200
-
-
-@get("/api/orders")
-async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
-    """Orders newest first: `?userId=&status=&limit=&cursor=`; `nextCursor` is null on the last page."""
-    query = request.query_params
-    status = query.get("status")
-    if status is not None and status not in ORDER_STATUSES:
-        raise RequestError(f"status must be one of {', '.join(sorted(ORDER_STATUSES))}", field="status")
-    raw_limit = query.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
-        raise RequestError(f"limit must be a whole number from 1 to {MAX_PAGE}", field="limit")
-    cursor = query.get("cursor")
+@get(
+    "/api/orders",
+    security=BEARER,
+    responses={200: ok(OrderPage, "page"), **errors(401, 403, 422, 503)},
+    operation_class=documented(parameters=LIST_QUERY),
+)
+async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> OrderPage:
+    """Orders newest first, filtered by user and status; `nextCursor` is null on the last page."""
+    query = parse_list_query(request.query_params)
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(query.cursor) if query.cursor else None
     except ValueError as exc:
         raise RequestError(str(exc), field="cursor") from None
-    user_id = query.get("userId")
+    user_id = None if query.userId is UNSET else query.userId
     caller = caller_of(request)
     if caller is not None:
         if user_id not in (None, caller):
             raise Forbidden("an API key lists only its own user's orders", field="userId")
         user_id = caller
     orders, next_cursor = await list_orders(
-        state.pool, user_id=user_id, status=status, limit=int(raw_limit), after=after
+        state.pool,
+        user_id=user_id,
+        status=None if query.status is UNSET else query.status,
+        limit=query.limit,
+        after=after,
     )
-    return {"orders": orders, "nextCursor": next_cursor}
+    return OrderPage(orders=msgspec.convert(orders, list[OrderView]), nextCursor=next_cursor)
 
 
-@get("/api/orders/{order_id:str}/events")
-async def order_events(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+@get(
+    "/api/orders/{order_id:str}/events",
+    security=BEARER,
+    responses={200: ok(OrderEvents, "events"), **errors(401, 404, 503)},
+    operation_class=documented(),
+)
+async def order_events(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> OrderEvents:
     """The order's events from the log, in order: what an auditor replays."""
     oid = parse_order_id(order_id)
     history = await state.store.read_stream(oid)
     if not history:
         raise OrderNotFound(order_id)
     ensure_visible(caller_of(request), owner_of(history), oid)
-    return {
-        "orderId": oid,
-        "events": [
-            {
-                "position": r.position,
-                "version": r.version,
-                "type": r.type,
-                "recordedAt": r.recorded_at.isoformat(),
-                "data": msgspec.to_builtins(r.event),
-                "metadata": msgspec.to_builtins(r.metadata),
-            }
+    return OrderEvents(
+        orderId=oid,
+        events=[
+            RecordedEventView(
+                position=r.position,
+                version=r.version,
+                type=r.type,
+                recordedAt=r.recorded_at.isoformat(),
+                data=msgspec.to_builtins(r.event),
+                metadata=msgspec.convert(msgspec.to_builtins(r.metadata), EventMetadataView),
+            )
             for r in history
         ],
-    }
+    )
 
 
-@delete("/api/orders/{order_id:str}", status_code=200)
-async def cancel_order(order_id: str, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+@delete(
+    "/api/orders/{order_id:str}",
+    status_code=200,
+    security=BEARER,
+    responses={200: ok(CancelResult, "cancelled"), **errors(401, 404, 409, 503)},
+    operation_class=documented(),
+)
+async def cancel_order(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> CancelResult:
     """Cancel an order that has not started sending its swap; 409 with its status otherwise."""
     oid = parse_order_id(order_id)
     caller = caller_of(request)
@@ -136,7 +184,8 @@ async def cancel_order(order_id: str, request: Request[Any, Any, Any], state: St
             raise OrderNotFound(oid) from None
         raise
     log.info("order cancelled", extra={"orderId": oid, "userId": order.user_id, "status": order.status})
-    return {"orderId": oid, "status": order.status, "message": "Order cancelled"}
+    # `new` is only the state before an order's first event: a handled order is never in it.
+    return CancelResult(orderId=oid, status=cast(OrderStatus, order.status), message="Order cancelled")
 
 
 ORDER_ROUTES = [execute_order, get_order, list_orders_handler, order_events, cancel_order]

@@ -1,0 +1,492 @@
+"""The API's wire types, and how the OpenAPI document at `/schema` describes each endpoint.
+
+Success and error bodies are msgspec Structs that the handlers return, so Litestar
+documents exactly what it encodes. Inputs the handlers decode by hand (so that an
+error names the field: bodies, the list query, the Idempotency-Key header) are
+documented from the same msgspec types that decode them, through msgspec's own
+JSON Schema generator: `documented(...)` adds them to the operation. Field names
+are camelCase, as the API has always sent them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, cast
+
+import msgspec
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from msgspec import UNSET, Meta, UnsetType
+
+from api.order_request import LaunchRequest, OrderListQuery, OrderRequest, OrderStatus, PriceUpdate
+
+# --- scalar wire types --------------------------------------------------------------
+
+DecimalText = Annotated[
+    str, Meta(description="A decimal number as a string, so no precision is lost", examples=["1.5"])
+]
+Timestamp = Annotated[
+    str,
+    Meta(description="An ISO 8601 timestamp with its UTC offset", examples=["2026-11-24T12:00:00.5+00:00"]),
+]
+ORDER_ID = "0b7c6f0e-5d2a-4c55-9a53-5c1c0b1e2f3a"
+OrderId = Annotated[str, Meta(description="The order's id (a UUID)", examples=[ORDER_ID])]
+OrderType = Literal["market", "limit", "sniper"]
+
+# --- success bodies -----------------------------------------------------------------
+
+
+class OrderAccepted(msgspec.Struct, kw_only=True):
+    """`POST /api/orders/execute`: the order is stored as `pending` in the log."""
+
+    orderId: OrderId
+    status: OrderStatus
+    message: str
+    streamUrl: Annotated[str, Meta(description="WebSocket URL streaming the order's progress")]
+
+
+class QuoteView(msgspec.Struct, kw_only=True):
+    """One DEX's quote for the order's size."""
+
+    dex: str
+    price: DecimalText
+    fee: DecimalText
+    liquidity: DecimalText
+    expectedOut: DecimalText
+
+
+class OrderView(msgspec.Struct, kw_only=True):
+    """An order as the read model holds it (projections/order_views.py); null where not yet known."""
+
+    orderId: OrderId
+    userId: str
+    orderType: OrderType
+    tokenIn: str
+    tokenOut: str
+    amount: DecimalText
+    limitPrice: DecimalText | None
+    slippageTolerance: DecimalText
+    status: OrderStatus
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    attempts: int
+    lastError: str | None
+    chosenDex: str | None
+    chosenQuote: QuoteView | None
+    quotes: list[QuoteView] | None
+    expectedOut: DecimalText | None
+    minOut: DecimalText | None
+    executedPrice: DecimalText | None
+    amountOut: DecimalText | None
+    txHash: str | None
+    version: int
+    expiresAt: Timestamp | None
+    bestPrice: DecimalText | None
+
+
+class OrderPage(msgspec.Struct, kw_only=True):
+    """`GET /api/orders`: newest first."""
+
+    orders: list[OrderView]
+    nextCursor: Annotated[
+        str | None, Meta(description="Pass as `cursor` for the next page; null on the last")
+    ]
+
+
+class EventMetadataView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why the event was written (domain.ports.EventMetadata; unset fields are left out)."""
+
+    correlation_id: str
+    causation_id: str
+    actor: str
+    attempt: int | None = None
+    issued_at: Timestamp | None = None
+
+
+class RecordedEventView(msgspec.Struct, kw_only=True):
+    position: Annotated[int, Meta(description="Global position in the log")]
+    version: Annotated[int, Meta(description="Position in the order's own stream, from 1")]
+    type: Annotated[str, Meta(description="The event type (domain/events.py), e.g. OrderConfirmed")]
+    recordedAt: Timestamp
+    data: Annotated[
+        dict[str, Any],
+        Meta(description="The event's fields as stored (snake_case, decimals as strings) and its `type` tag"),
+    ]
+    metadata: EventMetadataView
+
+
+class OrderEvents(msgspec.Struct, kw_only=True):
+    """`GET /api/orders/{order_id}/events`: the order's events from the log, in order."""
+
+    orderId: OrderId
+    events: list[RecordedEventView]
+
+
+class CancelResult(msgspec.Struct, kw_only=True):
+    orderId: OrderId
+    status: OrderStatus
+    message: str
+
+
+# Token symbol -> USD price (the mock market's).
+MarketPrices = dict[str, DecimalText]
+
+
+class LaunchResult(msgspec.Struct, kw_only=True):
+    token: str
+    launched: Annotated[bool, Meta(description="False when the token had launched already")]
+    ordersWoken: Annotated[int, Meta(description="Waiting sniper orders sent to routing")]
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: Literal["ok"]
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """`/readyz`: each dependency's check; `down` lists the failing ones (503 only)."""
+
+    status: Literal["ready", "unavailable"]
+    checks: Annotated[
+        dict[str, str], Meta(description='"ok", or why not: postgres, redis, scheduler, worker')
+    ]
+    down: list[str] | UnsetType = UNSET
+
+
+# --- error bodies -------------------------------------------------------------------
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    code: Annotated[str, Meta(description="Machine-readable: malformed_json, invalid_field, not_found, …")]
+    message: str
+    field: Annotated[str, Meta(description="The input to blame, when one is")] | UnsetType = UNSET
+    status: Annotated[OrderStatus, Meta(description="409 only: where the order stands")] | UnsetType = UNSET
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error: `{"error": {"code", "message", "field"?, "status"?}}`."""
+
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str, field: str | None = None, status: str | None = None) -> ErrorBody:
+    return ErrorBody(
+        error=ErrorDetail(
+            code=code,
+            message=message,
+            field=UNSET if field is None else field,
+            status=UNSET if status is None else cast(OrderStatus, status),
+        )
+    )
+
+
+# --- examples -----------------------------------------------------------------------
+
+MARKET_ORDER = {
+    "userId": "user-1",
+    "orderType": "market",
+    "tokenIn": "SOL",
+    "tokenOut": "USDC",
+    "amount": "1.5",
+}
+LIMIT_ORDER = {**MARKET_ORDER, "orderType": "limit", "limitPrice": "155.5", "slippageTolerance": "0.02"}
+SNIPER_ORDER = {**MARKET_ORDER, "orderType": "sniper", "tokenOut": "LAUNCH", "clientOrderId": "snipe-42"}
+ORDER_EXAMPLES = {"market": MARKET_ORDER, "limit": LIMIT_ORDER, "sniper": SNIPER_ORDER}
+PRICES_EXAMPLES = {"prices": {"SOL": "160", "USDC": "1"}}
+LAUNCH_EXAMPLES = {"launch": {"token": "LAUNCH"}}
+
+_QUOTE = {"dex": "raydium", "price": "150.2", "fee": "0.0025", "liquidity": "1000000", "expectedOut": "224.7"}
+ORDER_VIEW_EXAMPLE: dict[str, Any] = {
+    "orderId": ORDER_ID,
+    "userId": "user-1",
+    "orderType": "market",
+    "tokenIn": "SOL",
+    "tokenOut": "USDC",
+    "amount": "1.5",
+    "limitPrice": None,
+    "slippageTolerance": "0.01",
+    "status": "confirmed",
+    "createdAt": "2026-11-24T12:00:00.100000+00:00",
+    "updatedAt": "2026-11-24T12:00:02.900000+00:00",
+    "attempts": 0,
+    "lastError": None,
+    "chosenDex": "raydium",
+    "chosenQuote": _QUOTE,
+    "quotes": [_QUOTE, {**_QUOTE, "dex": "meteora", "price": "149.9", "expectedOut": "224.2"}],
+    "expectedOut": "224.7",
+    "minOut": "222.45",
+    "executedPrice": "150.1",
+    "amountOut": "224.6",
+    "txHash": "5Yq…",
+    "version": 5,
+    "expiresAt": None,
+    "bestPrice": None,
+}
+# Examples are Structs, not dicts: Litestar drops None values from dicts in the document,
+# and an example must show the nulls a client will see.
+SUCCESS_EXAMPLES: dict[str, Any] = {
+    "accepted": OrderAccepted(
+        orderId=ORDER_ID,
+        status="pending",
+        message="Order accepted; stream its progress from streamUrl",
+        streamUrl=f"/ws?orderId={ORDER_ID}",
+    ),
+    "order": msgspec.convert(ORDER_VIEW_EXAMPLE, OrderView),
+    "page": OrderPage(orders=[msgspec.convert(ORDER_VIEW_EXAMPLE, OrderView)], nextCursor=None),
+    "events": OrderEvents(
+        orderId=ORDER_ID,
+        events=[
+            RecordedEventView(
+                position=1041,
+                version=1,
+                type="OrderPending",
+                recordedAt="2026-11-24T12:00:00.100000+00:00",
+                data={"type": "OrderPending", "order_id": ORDER_ID, "user_id": "user-1", "amount": "1.5"},
+                metadata=EventMetadataView(correlation_id=ORDER_ID, causation_id=ORDER_ID, actor="api"),
+            )
+        ],
+    ),
+    "cancelled": CancelResult(orderId=ORDER_ID, status="cancelled", message="Order cancelled"),
+    "prices": {"SOL": "150", "USDC": "1", "BONK": "0.00002"},
+    "launch": LaunchResult(token="LAUNCH", launched=True, ordersWoken=2),
+    "health": Health(status="ok"),
+    "ready": Readiness(
+        status="ready", checks={"postgres": "ok", "redis": "ok", "scheduler": "ok", "worker": "ok"}
+    ),
+    "unready": Readiness(
+        status="unavailable",
+        checks={"postgres": "ok", "redis": "ok", "scheduler": "ok", "worker": "no heartbeat"},
+        down=["worker"],
+    ),
+}
+
+# One example per error status: (description, body).
+ERROR_EXAMPLES: dict[int, tuple[str, ErrorBody]] = {
+    400: ("The body is not JSON", error_body("malformed_json", "malformed JSON: Input data was truncated")),
+    401: (
+        "API_KEYS is set and the Authorization header is missing or names no key",
+        error_body(
+            "unauthorized",
+            "missing or unknown API key: send Authorization: Bearer <key>",
+            field="Authorization",
+        ),
+    ),
+    403: (
+        "The API key may not ask this",
+        error_body("forbidden", "an API key lists only its own user's orders", field="userId"),
+    ),
+    404: (
+        "No such order (or it belongs to another API key's user)",
+        error_body("not_found", f"order {ORDER_ID} does not exist"),
+    ),
+    409: (
+        "The order's state does not allow it; `status` says where it stands",
+        error_body("conflict", "cannot cancel an order that is confirmed", status="confirmed"),
+    ),
+    413: ("The body is over 64 KiB", error_body("http_error", "Request Entity Too Large")),
+    422: (
+        "A value fails validation; `field` names it",
+        error_body("invalid_field", "Expected `decimal`, got `bool` - at `amount`", field="amount"),
+    ),
+    429: (
+        "The user places orders faster than ORDER_RATE_PER_MIN allows; retry after Retry-After seconds",
+        error_body("rate_limited", "too many orders: retry in 0.8 s"),
+    ),
+    503: (
+        "Postgres or Redis is unavailable; retry shortly",
+        error_body("unavailable", "a backing service (Postgres or Redis) is unavailable; retry shortly"),
+    ),
+}
+
+# --- what each operation documents --------------------------------------------------
+
+BEARER_AUTH = "bearerAuth"
+# Everything but the probes and /schema needs a key when API_KEYS is set (api/auth.py).
+BEARER: list[dict[str, list[str]]] = [{BEARER_AUTH: []}]
+COMPONENTS = Components(
+    security_schemes={
+        BEARER_AUTH: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="`Authorization: Bearer <key>` with a key from API_KEYS; without API_KEYS, open",
+        )
+    }
+)
+
+
+def ok(data_container: Any, example: str, description: str = "Success") -> ResponseSpec:
+    """The success response with its example (the type must be the handler's return type)."""
+    return ResponseSpec(
+        data_container=data_container,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary=example, value=SUCCESS_EXAMPLES[example])],
+    )
+
+
+def errors(
+    *statuses: int, examples: Mapping[int, tuple[str, ErrorBody]] | None = None
+) -> dict[int, ResponseSpec]:
+    """The error responses an operation can answer, each `ErrorBody` with its example
+    (`examples` replaces the general one of a status where this operation says more)."""
+    chosen = {**ERROR_EXAMPLES, **(examples or {})}
+    return {
+        status: ResponseSpec(
+            data_container=ErrorBody,
+            description=chosen[status][0],
+            generate_examples=False,
+            examples=[Example(summary=chosen[status][0], value=chosen[status][1])],
+        )
+        for status in statuses
+    }
+
+
+IDEMPOTENCY_CONFLICT = (
+    "The idempotency key (or clientOrderId) already names a different order; `status` is that order's",
+    error_body("conflict", "this idempotency key already names a different order", status="confirmed"),
+)
+
+
+def json_schema(type_: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema for `type_`, inline, with decimals as msgspec's decoder accepts them.
+
+    msgspec decodes a Decimal from a JSON string or number but documents only the
+    string; the schema must accept `"amount": 1.5` as the decoder does. A plain dict
+    (typed as Litestar's `Schema` where one is expected): Litestar writes dicts into
+    the document as they are.
+    """
+    (top,), components = msgspec.json.schema_components([type_], ref_template="#/components/schemas/{name}")
+    schema = components.pop(top["$ref"].rsplit("/", 1)[1]) if "$ref" in top else top
+    if components:  # inlining would leave dangling references
+        raise TypeError(f"{type_!r} nests Structs: document it as a component instead")
+    return cast(dict[str, Any], _decimals_as_decoded(schema))
+
+
+_DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
+def _decimals_as_decoded(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_decimals_as_decoded(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _decimals_as_decoded(value) for key, value in node.items()}
+    if node.get("type") == "string" and node.get("format") == "decimal":
+        notes = {key: node.pop(key) for key in ("title", "description", "examples") if key in node}
+        return {"anyOf": [{**node, "pattern": _DECIMAL_PATTERN}, {"type": "number"}], **notes}
+    return node
+
+
+def query_parameters(query_type: type[msgspec.Struct]) -> list[Parameter]:
+    """One query parameter per field of the Struct the handler decodes its query with."""
+    schema = json_schema(query_type)
+    required = set(schema.get("required", ()))
+    return [
+        Parameter(
+            name=name,
+            param_in="query",
+            schema=cast(Schema, prop),
+            description=prop.get("description"),
+            required=name in required,
+        )
+        for name, prop in schema["properties"].items()
+    ]
+
+
+IdempotencyKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        description="Retries with the same key (per user) name the same order, stored once; "
+        "the body's clientOrderId does the same",
+    ),
+]
+# Read and checked by api/order_service.py `place_order`; documented from this type.
+IDEMPOTENCY_KEY_HEADER = Parameter(
+    name="Idempotency-Key",
+    param_in="header",
+    schema=cast(Schema, json_schema(IdempotencyKey)),
+    description="Retries with the same key (per user) name the same order, stored once",
+    required=False,
+)
+
+
+def request_body(type_: Any, examples: Mapping[str, Any], description: str) -> RequestBody:
+    return RequestBody(
+        required=True,
+        description=description,
+        content={
+            "application/json": OpenAPIMediaType(
+                schema=cast(Schema, json_schema(type_)),
+                examples={name: Example(summary=name, value=value) for name, value in examples.items()},
+            )
+        },
+    )
+
+
+# Headers the middleware and the error handlers set on these statuses.
+_ERROR_HEADERS = {
+    "401": {
+        "WWW-Authenticate": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.STRING), description='Bearer realm="orderengine"'
+        )
+    },
+    "429": {
+        "Retry-After": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.INTEGER, minimum=1), description="Seconds to wait", required=True
+        )
+    },
+}
+
+
+def documented(*, body: RequestBody | None = None, parameters: Sequence[Parameter] = ()) -> type[Operation]:
+    """An Operation class adding what Litestar cannot see in a handler that decodes by hand:
+    the request body, extra parameters, and the headers of 401 and 429 answers."""
+
+    @dataclass
+    class DocumentedOperation(Operation):
+        def __post_init__(self) -> None:
+            if body is not None:
+                self.request_body = body
+            if parameters:
+                self.parameters = [*(self.parameters or []), *parameters]
+            responses = self.responses or {}
+            if not _is_error_body(responses.get("400")):
+                # Litestar adds its own 400 body for any handler with parameters; ours never
+                # answers in that shape, and a handler that can answer 400 lists it in errors().
+                responses.pop("400", None)
+            for status, headers in _ERROR_HEADERS.items():
+                response = responses.get(status)
+                if isinstance(response, OpenAPIResponse):
+                    response.headers = {**(response.headers or {}), **headers}
+
+    return DocumentedOperation
+
+
+def _is_error_body(response: object) -> bool:
+    # Ours refer to the ErrorBody component; Litestar's own 400 body is an inline schema.
+    # (References get their final path only once the document is complete.)
+    if not isinstance(response, OpenAPIResponse) or not response.content:
+        return False
+    media = response.content.get("application/json")
+    return isinstance(media, OpenAPIMediaType) and isinstance(media.schema, Reference)
+
+
+ORDER_BODY = request_body(OrderRequest, ORDER_EXAMPLES, "The order to place")
+PRICES_BODY = request_body(PriceUpdate, PRICES_EXAMPLES, "USD prices to set in the mock market")
+LAUNCH_BODY = request_body(LaunchRequest, LAUNCH_EXAMPLES, "The token to launch in the mock market")
+LIST_QUERY = query_parameters(OrderListQuery)
