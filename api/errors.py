@@ -70,8 +70,12 @@ def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     )
 
 
+# Errors Litestar raises itself (routing, body size), named like ours rather than all "http_error".
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    return error_response(exc.status_code, "http_error", exc.detail)
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error"), exc.detail)
 
 
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

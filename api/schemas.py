@@ -296,7 +296,7 @@ ERROR_EXAMPLES: dict[int, tuple[str, ErrorBody]] = {
         "The order's state does not allow it; `status` says where it stands",
         error_body("conflict", "cannot cancel an order that is confirmed", status="confirmed"),
     ),
-    413: ("The body is over 64 KiB", error_body("http_error", "Request Entity Too Large")),
+    413: ("The body is over 64 KiB", error_body("payload_too_large", "Request Entity Too Large")),
     422: (
         "A value fails validation; `field` names it",
         error_body("invalid_field", "Expected `decimal`, got `bool` - at `amount`", field="amount"),
