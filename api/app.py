@@ -28,6 +28,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
 from api.market_routes import MARKET_ROUTES
+from api.metrics_routes import METRICS_ROUTES, HttpMetricsMiddleware
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
 from api.schemas import COMPONENTS
 from api.ws_routes import WS_ROUTES
@@ -88,9 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ORDER_ROUTES, *MARKET_ROUTES, *HEALTH_ROUTES, *WS_ROUTES],
+        route_handlers=[*ORDER_ROUTES, *MARKET_ROUTES, *HEALTH_ROUTES, *WS_ROUTES, *METRICS_ROUTES],
         lifespan=[lifespan],
-        middleware=[AuthMiddleware(keys)],
+        middleware=[HttpMetricsMiddleware(), AuthMiddleware(keys)],  # metrics first: it sees 401s too
         exception_handlers=EXCEPTION_HANDLERS,
         debug=False,
         logging_config=None,  # keep the process-wide logging set up by the CLI

@@ -25,6 +25,7 @@ import msgspec
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
+from adapters.metrics import websocket_connection
 from api.auth import caller_of, owner_of
 from api.client_messages import client_message
 from api.fanout import Entry, StreamHub, Subscription
@@ -84,7 +85,8 @@ async def _serve(socket: Any, state: State, run: Callable[[], Awaitable[None]]) 
         await _close(socket, 1008, "too many open WebSocket connections for this user")
         return
     try:
-        await run()
+        with websocket_connection():
+            await run()
     except Refused as refused:
         await _close(socket, refused.code, refused.reason)
     except WebSocketDisconnect:

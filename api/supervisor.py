@@ -6,12 +6,18 @@ Ctrl-C or SIGTERM stops them (SIGTERM, SIGKILL after a grace period), then the
 servers it started. A child that dies is restarted (at most MAX_RESTARTS a minute).
 Exit code: 0 after a requested stop (SIGINT or SIGTERM), 1 when children keep dying,
 the API never becomes healthy, or the data folder is in use.
+
+Metrics: each run gets an empty directory of its own under METRICS_DIR and passes it
+to every child as PROMETHEUS_MULTIPROC_DIR, so the API's /metrics shows the worker's
+and the scheduler's metrics too (adapters/metrics.py).
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +25,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import FrameType
+
+from prometheus_client.multiprocess import mark_process_dead
 
 from adapters.embedded_servers import EmbeddedServers, EmbeddedServersError
 from adapters.settings import REPO_ROOT, Settings
@@ -31,6 +40,9 @@ MAX_RESTARTS = 5  # crashed children restarted within RESTART_WINDOW_S before gi
 RESTART_WINDOW_S = 60.0
 _POLL_S = 0.1
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
+_RUN_DIR_PREFIX = "engine-"
+_RUN_LOCK = ".lock"
 
 
 class _StopRequest:
@@ -63,6 +75,7 @@ def run_engine(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     servers: EmbeddedServers | None = None
     children: dict[str, subprocess.Popen[bytes]] = {}
+    metrics_dir: MetricsDir | None = None
     try:
         database_url, redis_url = settings.database_url, settings.redis_url
         if database_url is None or redis_url is None:
@@ -80,7 +93,17 @@ def run_engine(settings: Settings) -> int:
             print("Applied migrations: " + ", ".join(applied), flush=True)
         if stop.requested:
             return 0
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        try:
+            metrics_dir = MetricsDir.claim(settings.metrics_path)
+        except OSError as exc:
+            print(f"orderengine: cannot use METRICS_DIR {settings.metrics_path}: {exc}", file=sys.stderr)
+            return 1
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            MULTIPROC_ENV: str(metrics_dir.path),
+        }
         for name in PROCESSES:
             children[name] = _spawn(name, env)
         return _supervise(settings, children, stop, env)
@@ -89,6 +112,8 @@ def run_engine(settings: Settings) -> int:
         return 1
     finally:
         _stop_children(children, stop)
+        if metrics_dir is not None:
+            metrics_dir.release()
         if servers is not None:
             servers.stop()
         for sig, handler in previous.items():
@@ -137,6 +162,8 @@ def _supervise(
             if code is None:
                 continue
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            # Its counters and histograms stay (they are totals); its live gauges go.
+            mark_process_dead(child.pid, env[MULTIPROC_ENV])
             now = time.monotonic()
             restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
             if len(restarts) > MAX_RESTARTS:
@@ -204,3 +231,54 @@ def _signal_groups(children: Iterable[subprocess.Popen[bytes]], sig: signal.Sign
             os.killpg(child.pid, sig)
         except ProcessLookupError:
             pass
+
+
+class MetricsDir:
+    """This run's empty directory for multiprocess metrics, under `root` (METRICS_DIR).
+
+    Several engines may share a data folder (the tests run a few at once), so each run
+    gets a directory of its own rather than emptying a shared one under another engine's
+    feet. The run holds an flock on the directory's `.lock` while it lives; a directory
+    whose lock is free was left by an engine that died, and the next start removes it.
+    """
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def claim(cls, root: Path) -> MetricsDir:
+        root.mkdir(parents=True, exist_ok=True)
+        remove_stale_metrics_dirs(root)
+        path = root / f"{_RUN_DIR_PREFIX}{os.getpid()}"
+        shutil.rmtree(path, ignore_errors=True)  # our pid, so its engine is gone
+        path.mkdir()
+        # Locked before it is named `.lock`: a cleaner never sees this run's lock free.
+        fd = os.open(path / f"{_RUN_LOCK}.new", os.O_CREAT | os.O_WRONLY, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(path / f"{_RUN_LOCK}.new", path / _RUN_LOCK)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        """Remove the directory (after the children are stopped) and drop the lock."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock_fd)
+
+
+def remove_stale_metrics_dirs(root: Path) -> list[Path]:
+    """Remove the run directories under `root` whose engine has died; returns them."""
+    removed = []
+    for lock in root.glob(f"{_RUN_DIR_PREFIX}*/{_RUN_LOCK}"):
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # removed meanwhile by another engine starting
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: that engine is running
+            os.close(fd)
+            continue
+        shutil.rmtree(lock.parent, ignore_errors=True)
+        os.close(fd)
+        removed.append(lock.parent)
+    return removed

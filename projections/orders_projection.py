@@ -14,13 +14,24 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from adapters import metrics
 from adapters.postgres_event_store import EVENT_COLUMNS, row_to_recorded
+from domain.events import OrderConfirmed, OrderFailed, OrderPending, RetryScheduled
 from domain.order import OrderState, fold
 from domain.ports import RecordedEvent
 
 NAME = "orders"
 
 log = logging.getLogger("orderengine.projection")
+
+# The order lifecycle metrics are counted here, where every event is applied: this is
+# the one place that sees each event exactly once whoever wrote it (API, worker or a
+# scheduler job), with the re-folded order at hand (type, DEX) and the log's own
+# timestamps for the end-to-end latency. Counting in the writers instead would need a
+# hook in each of them and care to skip a redelivered command that appended nothing.
+# What it costs: counts follow the projection's lag, and a batch whose transaction fails
+# after they were taken (the checkpoint write or the commit) is counted again when it is
+# retried; resetting the checkpoint to rebuild the read model would re-count history.
 
 
 def _is_uuid(value: str) -> bool:
@@ -97,6 +108,7 @@ async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -
         rec = row_to_recorded(row)
         by_stream.setdefault(rec.stream_id, []).append(rec)
     params = []
+    folded: dict[str, tuple[OrderState, RecordedEvent]] = {}
     for stream_id, history in by_stream.items():
         if not _is_uuid(stream_id):
             # Not an order the API created (orders are UUIDs): skip it rather than let
@@ -107,5 +119,25 @@ async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -
             continue
         state = fold(r.event for r in history)
         params.append(row_params(state, history))
+        folded[stream_id] = (state, history[0])
     async with conn.cursor() as c:
         await c.executemany(_UPSERT, params)
+    # Counted last, once the rows are written: a failed upsert counts nothing.
+    for e in events:
+        if e.stream_id in folded:
+            count_lifecycle(e, *folded[e.stream_id])
+
+
+def count_lifecycle(recorded: RecordedEvent, state: OrderState, placed: RecordedEvent) -> None:
+    """Update the lifecycle metrics for one newly applied event of the order `state`."""
+    event = recorded.event
+    if isinstance(event, OrderPending):
+        metrics.ORDERS_ACCEPTED.labels(order_type=event.order_type).inc()
+    elif isinstance(event, OrderConfirmed):
+        metrics.ORDERS_CONFIRMED.labels(order_type=state.order_type, dex=state.chosen_dex or "unknown").inc()
+        seconds = (recorded.recorded_at - placed.recorded_at).total_seconds()
+        metrics.ORDER_LATENCY.labels(order_type=state.order_type).observe(max(seconds, 0.0))
+    elif isinstance(event, OrderFailed):
+        metrics.ORDERS_FAILED.labels(order_type=state.order_type, step=event.step).inc()
+    elif isinstance(event, RetryScheduled):
+        metrics.RETRIES.labels(step=event.step).inc()

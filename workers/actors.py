@@ -11,11 +11,13 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from adapters import metrics
 from adapters.bootstrap import make_dexes, make_pool, make_redis
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.redis_limiter import ExecutionLimiter
@@ -29,6 +31,15 @@ from workers.steps import OrderSteps, Outcome
 log = logging.getLogger("orderengine.actors")
 
 STEPS: tuple[Step, ...] = ("route", "build", "submit", "confirm")
+
+
+def outcome_label(outcome: Outcome) -> str:
+    """The `outcome` label of the step latency histogram."""
+    if outcome.retry_in_ms is not None:
+        return "retry"
+    if outcome.defer_ms is not None:
+        return "deferred"
+    return "ok"
 
 
 class ThreadRuntime:
@@ -121,12 +132,19 @@ class OrderActors:
         def execute(order_id: str) -> None:
             message = CurrentMessage.get_current_message()
             attempt = (message.options.get("retries", 0) if message else 0) + 1
+            message_id = message.message_id if message else ""
+            runtime = self._runtime()  # outside the timing: a thread's first call opens its clients
+            started = time.perf_counter()
             try:
-                message_id = message.message_id if message else ""
-                outcome = self._runtime().run(step, order_id, attempt, message_id)
+                outcome = runtime.run(step, order_id, attempt, message_id)
             except DomainError as exc:  # a decision, not a fault: never retried
+                metrics.observe_step(step, "refused", time.perf_counter() - started)
                 log.info("step %s skipped: %s", step, exc, extra={"orderId": order_id, "step": step})
                 return
+            except Exception:
+                metrics.observe_step(step, "error", time.perf_counter() - started)
+                raise
+            metrics.observe_step(step, outcome_label(outcome), time.perf_counter() - started)
             if outcome.retry_in_ms is not None:
                 raise dramatiq.Retry(delay=outcome.retry_in_ms)
             if outcome.defer_ms is not None:

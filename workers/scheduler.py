@@ -21,6 +21,7 @@ import anyio
 import redis as sync_redis
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from adapters import metrics
 from adapters.bootstrap import make_pool, make_redis, require_urls
 from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
@@ -132,10 +133,12 @@ async def run_scheduler_async(settings: Settings) -> None:
 
     async def follow_log() -> None:
         leader.set()
+        metrics.SCHEDULER_LEADER.set(1)  # summed over live schedulers: other than 1 is worth an alert
         try:
             await asyncio.gather(*(f.run() for f in followers), listen_for_events(database_url, followers))
         finally:
             leader.clear()
+            metrics.SCHEDULER_LEADER.set(0)
 
     # Every scheduler runs the jobs; only the lock holder runs the relay and projections.
     tasks = [

@@ -233,3 +233,32 @@ def test_a_reused_idempotency_key_on_the_socket_reports_the_orders_status(engine
     assert first["status"] == "pending"
     reused = anyio.run(scenario, "2")  # same key, a different order
     assert reused["error"]["code"] == "conflict" and reused["error"]["status"]
+
+
+def open_websockets(engine: Engine) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{engine.base_url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "orderengine_websocket_connections":
+            return sum(sample.value for sample in family.samples)
+    raise AssertionError("no websocket gauge in /metrics")
+
+
+def test_a_client_that_leaves_is_cleaned_up_at_once(engine: Engine) -> None:
+    from tests.waiting import wait_until
+
+    async def scenario() -> float:
+        async with (
+            websockets.connect(ws_url(engine, "/ws?userId=leaver")),
+            websockets.connect(ws_url(engine, "/ws?userId=leaver")),
+        ):
+            return await anyio.to_thread.run_sync(
+                lambda: wait_until(
+                    lambda: open_websockets(engine) == 2 or None, 10, what="two open sockets counted"
+                )
+            )
+
+    assert anyio.run(scenario)
+    # Both clients gone: the server notices without waiting for a ping or an event.
+    wait_until(lambda: open_websockets(engine) == 0 or None, 5, what="the sockets to be released")

@@ -10,7 +10,9 @@ from adapters.redis_rate_limit import RateLimiter
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
-async def test_a_user_gets_the_burst_then_waits_about_one_interval(aredis: aioredis.Redis, redis_prefix: str) -> None:
+async def test_a_user_gets_the_burst_then_waits_about_one_interval(
+    aredis: aioredis.Redis, redis_prefix: str
+) -> None:
     limiter = RateLimiter(aredis, redis_prefix, "orders", per_minute=60, burst=4)
     waits = [await limiter.check("alice") for _ in range(6)]
     assert waits[:5] == [0.0] * 5  # the burst plus the one the rate allows now
