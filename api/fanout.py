@@ -25,11 +25,12 @@ from contextlib import contextmanager
 
 import redis.asyncio as aioredis
 
+from api.live_entry import LiveEntry
 from projections.redis_relay import all_orders_key
 
 log = logging.getLogger("orderengine.fanout")
 
-Entry = dict[str, str]
+Entry = LiveEntry
 
 
 class Subscription:
@@ -144,7 +145,7 @@ class StreamHub:
             for entry_id, fields in reply[0][1] if reply else []:
                 self._last_id = entry_id
                 self.entries_read += 1
-                self._dispatch(fields)
+                self._dispatch(LiveEntry(fields))
 
     def _resync_all(self) -> None:
         for index in (self._by_order, self._by_user):
@@ -152,10 +153,11 @@ class StreamHub:
                 for sub in subs:
                     sub.mark_overflowed()
 
-    def _dispatch(self, fields: Entry) -> None:
-        for sub in self._by_order.get(fields.get("order_id", ""), ()):
-            sub.offer(fields)
-        user = fields.get("user_id")
+    def _dispatch(self, entry: Entry) -> None:
+        # One LiveEntry for all its subscribers: decoded and encoded at most once.
+        for sub in self._by_order.get(entry.order_id, ()):
+            sub.offer(entry)
+        user = entry.user_id
         if user:
             for sub in self._by_user.get(user, ()):
-                sub.offer(fields)
+                sub.offer(entry)

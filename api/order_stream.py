@@ -17,7 +17,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -27,18 +26,15 @@ from litestar.exceptions import WebSocketDisconnect
 
 from adapters.metrics import websocket_connection
 from api.auth import caller_of, owner_of
-from api.client_messages import client_message
-from api.fanout import Entry, StreamHub, Subscription
+from api.fanout import StreamHub, Subscription
+from api.live_entry import LiveEntry, is_internal, order_message_text, user_message_text
 from api.order_request import RequestError
 from api.order_service import RateLimited, place_order
 from domain.errors import DomainError
-from domain.events import decode_event
-from domain.order import INTERNAL_EVENTS, TERMINAL, status_of
-from domain.ports import EventMetadata, RecordedEvent
+from domain.order import TERMINAL, status_of
+from domain.ports import RecordedEvent
 
 log = logging.getLogger("orderengine.ws")
-
-_metadata_decoder = msgspec.json.Decoder(EventMetadata)
 
 HISTORY_PAGE = 1_000
 FIRST_MESSAGE_TIMEOUT_S = 30.0
@@ -168,37 +164,40 @@ async def _order_stream(
 
 
 async def _pump_order(
-    socket: Any, state: State, order_id: str, sub: Subscription, pending: list[RecordedEvent], sent: int
+    socket: Any,
+    state: State,
+    order_id: str,
+    sub: Subscription,
+    pending: Sequence[RecordedEvent | LiveEntry],
+    sent: int,
 ) -> bool:
     """Send each version once and in order; True once a final one is sent."""
     while True:
-        for recorded in pending:
+        for item in pending:
+            recorded = item.recorded if isinstance(item, LiveEntry) else item
             if recorded.version <= sent:
                 continue
             sent = recorded.version
-            if type(recorded.event) in INTERNAL_EVENTS:
+            if is_internal(recorded):
                 continue  # the engine's own bookkeeping: passed over, not sent
-            message = client_message(
-                order_id, recorded.version, recorded.event, recorded.recorded_at.isoformat()
-            )
-            await socket.send_data(msgspec.json.encode(message).decode())
-            if message["status"] in TERMINAL:
+            text = item.order_text if isinstance(item, LiveEntry) else order_message_text(recorded)
+            await socket.send_data(text)
+            if status_of(recorded.event) in TERMINAL:
                 return True
         batch = await sub.next_batch()
-        live = [_recorded(order_id, fields) for fields in batch]
-        if sub.take_overflow() or not _follows(live, sent):
+        if sub.take_overflow() or not _follows([entry.version for entry in batch], sent):
             pending = [r for r in await state.store.read_stream(order_id) if r.version > sent]
         else:
-            pending = live
+            pending = batch
 
 
-def _follows(records: Sequence[RecordedEvent], sent: int) -> bool:
-    """The new records continue exactly from `sent`, with no version missing."""
+def _follows(versions: Sequence[int], sent: int) -> bool:
+    """The new versions continue exactly from `sent`, with none missing."""
     expected = sent + 1
-    for r in records:
-        if r.version < expected:
+    for version in versions:
+        if version < expected:
             continue
-        if r.version != expected:
+        if version != expected:
             return False
         expected += 1
     return True
@@ -229,32 +228,23 @@ async def _pump_user(socket: Any, state: State, user_id: str, sub: Subscription,
         if sub.take_overflow():
             after = await _send_user_history(socket, state, user_id, after)
             continue
-        for fields in batch:
-            position = int(fields["position"])
-            if position <= after:
+        for entry in batch:
+            if entry.position <= after:
                 continue
-            after = position
-            await _send_user_message(socket, _recorded(fields["order_id"], fields))
+            after = entry.position
+            if not is_internal(entry.recorded):
+                await socket.send_data(entry.user_text)
 
 
 async def _send_user_history(socket: Any, state: State, user_id: str, after: int) -> int:
     while True:
         page = await state.store.read_user_events(user_id, after, HISTORY_PAGE)
         for recorded in page:
-            await _send_user_message(socket, recorded)
+            if not is_internal(recorded):
+                await socket.send_data(user_message_text(recorded))
             after = recorded.position
         if len(page) < HISTORY_PAGE:
             return after
-
-
-async def _send_user_message(socket: Any, recorded: RecordedEvent) -> None:
-    if type(recorded.event) in INTERNAL_EVENTS:
-        return
-    message = client_message(
-        recorded.stream_id, recorded.version, recorded.event, recorded.recorded_at.isoformat()
-    )
-    message["position"] = recorded.position  # a user's streams interleave: resume by position
-    await socket.send_data(msgspec.json.encode(message).decode())
 
 
 # -- submit on the socket ----------------------------------------------------------------
@@ -301,15 +291,3 @@ async def _send_error(
     if retry_after_s is not None:
         error["retryAfterS"] = round(retry_after_s, 3)
     await socket.send_data(msgspec.json.encode({"error": error}).decode())
-
-
-def _recorded(order_id: str, fields: Entry) -> RecordedEvent:
-    return RecordedEvent(
-        position=int(fields["position"]),
-        stream_id=order_id,
-        version=int(fields["version"]),
-        type=fields["type"],
-        event=decode_event(fields["event"]),
-        metadata=_metadata_decoder.decode(fields["metadata"]),
-        recorded_at=datetime.fromisoformat(fields["recorded_at"]),
-    )

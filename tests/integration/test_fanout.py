@@ -30,9 +30,9 @@ async def test_entries_reach_the_subscribers_of_their_order_and_user(
             await publish(aredis, redis_prefix, 2, "o1", "alice")
             await publish(aredis, redis_prefix, 3, "o2", "bob")
             async with asyncio.timeout(5):
-                assert [e["position"] for e in await o1.next_batch()] == ["2"]
-                assert [e["position"] for e in await alice.next_batch()] == ["2"]
-                assert [e["position"] for e in await bob.next_batch()] == ["3"]
+                assert [e.fields["position"] for e in await o1.next_batch()] == ["2"]
+                assert [e.fields["position"] for e in await alice.next_batch()] == ["2"]
+                assert [e.fields["position"] for e in await bob.next_batch()] == ["3"]
             assert hub.subscribers == 3
         assert hub.subscribers == 0  # leaving drops the subscription at once
     finally:

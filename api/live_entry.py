@@ -1,0 +1,82 @@
+"""One entry of the all-orders Redis stream, decoded and encoded once per process.
+
+Every subscriber of an order (or a user) receives the same text: decoding the
+event and encoding the client message once per entry, not once per socket,
+keeps the cost of fan-out to the send itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+
+import msgspec
+
+from api.client_messages import client_message
+from domain.events import decode_event
+from domain.order import INTERNAL_EVENTS
+from domain.ports import EventMetadata, RecordedEvent
+
+_metadata_decoder = msgspec.json.Decoder(EventMetadata)
+
+
+def order_message_text(recorded: RecordedEvent) -> str:
+    at = recorded.recorded_at.isoformat()
+    return msgspec.json.encode(
+        client_message(recorded.stream_id, recorded.version, recorded.event, at)
+    ).decode()
+
+
+def user_message_text(recorded: RecordedEvent) -> str:
+    at = recorded.recorded_at.isoformat()
+    message = client_message(recorded.stream_id, recorded.version, recorded.event, at)
+    message["position"] = recorded.position  # a user's streams interleave: resume by position
+    return msgspec.json.encode(message).decode()
+
+
+def is_internal(recorded: RecordedEvent) -> bool:
+    return type(recorded.event) in INTERNAL_EVENTS
+
+
+class LiveEntry:
+    __slots__ = ("__dict__", "fields")
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    @property
+    def order_id(self) -> str:
+        return self.fields.get("order_id", "")
+
+    @property
+    def user_id(self) -> str:
+        return self.fields.get("user_id", "")
+
+    @property
+    def position(self) -> int:
+        return int(self.fields["position"])
+
+    @property
+    def version(self) -> int:
+        return int(self.fields["version"])
+
+    @cached_property
+    def recorded(self) -> RecordedEvent:
+        f = self.fields
+        return RecordedEvent(
+            position=int(f["position"]),
+            stream_id=f["order_id"],
+            version=int(f["version"]),
+            type=f["type"],
+            event=decode_event(f["event"]),
+            metadata=_metadata_decoder.decode(f["metadata"]),
+            recorded_at=datetime.fromisoformat(f["recorded_at"]),
+        )
+
+    @cached_property
+    def order_text(self) -> str:
+        return order_message_text(self.recorded)
+
+    @cached_property
+    def user_text(self) -> str:
+        return user_message_text(self.recorded)
