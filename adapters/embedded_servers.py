@@ -328,3 +328,20 @@ def _kill(pid: int, sig: signal.Signals, grace: float) -> None:
 
 
 __all__ = ["DataDirInUseError", "EmbeddedServers", "EmbeddedServersError"]
+
+
+def running_postgres_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Postgres a running engine serves from `data_dir`, if any.
+
+    Operator commands (replay, audit, …) use it to read the live engine's database
+    without starting a second server on the same folder.
+    """
+    pgdata = Path(data_dir).expanduser().resolve() / "postgres"
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, port, socket_dir = int(lines[0]), int(lines[3]), lines[4].strip() or str(pgdata)
+    except (OSError, ValueError, IndexError):
+        return None
+    if not _is_server_of(pid, "postgres", pgdata):
+        return None
+    return f"postgresql://postgres@/postgres?host={quote(socket_dir, safe='/')}&port={port}"

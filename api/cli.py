@@ -3,6 +3,7 @@
 orderengine run          everything (embedded Postgres/Valkey unless URLs are set)
 orderengine migrate      apply database migrations and exit
 orderengine api|worker|scheduler   one process, for containers and the supervisor
+orderengine replay|audit|events tail   read the log: an order's history, divergences, live events
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         description=_launch.__doc__,
     )
     launch.add_argument("token", help="the token symbol, e.g. LAUNCH")
+    from api import operator_cli
+
+    operator_cli.register(sub)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -141,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         apply_migrations(settings.database_url)  # idempotent; serialised by an advisory lock
     if args.command == "launch":
         return _launch(settings, args.token)
+    if getattr(args, "handler", None) is not None:
+        return operator_cli.run(settings, args)
     try:
         return COMMANDS[args.command][0](settings)
     except KeyboardInterrupt:
