@@ -14,6 +14,8 @@ from functools import partial
 from typing import Any
 
 import anyio
+import dramatiq.errors
+import redis.exceptions
 from litestar.datastructures import State
 
 from adapters.settings import Settings
@@ -49,6 +51,14 @@ def _same_order(stored: object, command: PlaceOrder) -> bool:
         return False
     fields = ("user_id", "order_type", "token_in", "token_out", "amount", "limit_price", "slippage_tolerance")
     return all(getattr(stored, f) == getattr(command, f) for f in fields)
+
+
+def _message(is_new: bool, queued: bool) -> str:
+    if not is_new:
+        return "Order already accepted under this idempotency key"
+    if not queued:
+        return "Order accepted; the queue is unreachable, so it starts once the queue is back"
+    return "Order accepted; stream its progress from streamUrl"
 
 
 async def place_order(
@@ -93,11 +103,19 @@ async def place_order(
     order, recorded = await handle(state.store, order_id, command, actor="api", issued_at=datetime.now(UTC))
     if key is not None and not _same_order(recorded[0].event, command):
         raise IdempotencyKeyReused(order.status)
+    queued = True
     if is_new:
         actors: OrderActors = state.actors
-        await anyio.to_thread.run_sync(
-            partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                partial(actors.send, "route", order_id, priority=body.orderType == "sniper")
+            )
+        except (redis.exceptions.RedisError, dramatiq.errors.BrokerError):
+            # The order is in the log, so it is accepted: answering 503 would invite a retry
+            # that finds it already there. The re-driver sends its first step once the
+            # queue is back (an order pending longer than STUCK_AFTER_S is re-driven).
+            queued = False
+            log.warning("order stored but not queued: the queue is unreachable", extra={"orderId": order_id})
     log.info(
         "order accepted",
         extra={"orderId": order_id, "userId": body.userId, "orderType": body.orderType, "step": "pending"},
@@ -105,8 +123,6 @@ async def place_order(
     return {
         "orderId": order_id,
         "status": order.status,
-        "message": "Order accepted; stream its progress from streamUrl"
-        if is_new
-        else "Order already accepted under this idempotency key",
+        "message": _message(is_new, queued),
         "streamUrl": f"/ws?orderId={order_id}",
     }
