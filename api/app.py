@@ -31,6 +31,7 @@ from api.market_routes import MARKET_ROUTES
 from api.metrics_routes import METRICS_ROUTES, HttpMetricsMiddleware
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
 from api.schemas import COMPONENTS
+from api.stats_routes import STATS_ROUTES
 from api.ws_routes import WS_ROUTES
 from workers.actors import OrderActors
 from workers.broker import make_broker
@@ -89,7 +90,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[*ORDER_ROUTES, *MARKET_ROUTES, *HEALTH_ROUTES, *WS_ROUTES, *METRICS_ROUTES],
+        route_handlers=[
+            *ORDER_ROUTES,
+            *STATS_ROUTES,
+            *MARKET_ROUTES,
+            *HEALTH_ROUTES,
+            *WS_ROUTES,
+            *METRICS_ROUTES,
+        ],
         lifespan=[lifespan],
         middleware=[HttpMetricsMiddleware(), AuthMiddleware(keys)],  # metrics first: it sees 401s too
         exception_handlers=EXCEPTION_HANDLERS,

@@ -4,6 +4,7 @@ orderengine run          everything (embedded Postgres/Valkey unless URLs are se
 orderengine migrate      apply database migrations and exit
 orderengine api|worker|scheduler   one process, for containers and the supervisor
 orderengine replay|audit|events tail   read the log: an order's history, divergences, live events
+orderengine projections rebuild|status rebuild a read model without downtime, or show each one's lag
 """
 
 from __future__ import annotations
@@ -127,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         description=_launch.__doc__,
     )
     launch.add_argument("token", help="the token symbol, e.g. LAUNCH")
-    from api import operator_cli
+    from api import operator_cli, projection_commands
 
     operator_cli.register(sub)
+    projection_commands.register(sub)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()

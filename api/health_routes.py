@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from litestar import Response, get
 from litestar.datastructures import State
+from msgspec import UNSET
 
-from api.schemas import Health, Readiness, ok
+from api.schemas import Health, ProjectionLag, Readiness, ok
+from projections.rebuild import status as follower_status
+
+# A log follower counts against readiness only when events have waited this long and it has
+# not advanced for as long: stuck (the scheduler's followers died, or an event cannot be
+# applied), which no retry of a request will fix. Lag alone never does: reads of a lagging
+# projection are stale, not wrong (one order is folded from the log when its row is missing),
+# commands do not read projections, every API instance would go unready at once (taking
+# order placement down for a read-side delay), and a projection catching up from position 0
+# (a new one, or after a restart) is far behind yet moving. Five minutes is far above any
+# normal lag (a batch takes milliseconds; a scheduler failover, seconds) and below the time
+# an operator would accept a stuck read side going unnoticed.
+FOLLOWER_STALL_S = 300
 
 
 @get("/healthz", responses={200: ok(Health, "health")})
@@ -22,7 +35,8 @@ async def healthz() -> Health:
     },
 )
 async def readyz(state: State) -> Response[Readiness]:
-    """Postgres, Redis, a live worker and a live scheduler: 200, or 503 naming what is down."""
+    """Postgres, Redis, a live worker and a live scheduler, log followers not stalled: 200, or
+    503 naming what is down. `lag` reports every follower's lag either way."""
     checks: dict[str, str] = {}
     try:
         async with state.pool.connection(timeout=2) as conn:
@@ -30,6 +44,19 @@ async def readyz(state: State) -> Response[Readiness]:
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"down: {type(exc).__name__}"
+    lag: dict[str, ProjectionLag] = {}
+    if checks["postgres"] == "ok":
+        try:
+            followers = await follower_status(state.pool)
+            lag = {
+                f.name: ProjectionLag(events=f.lag_events, seconds=round(f.lag_seconds, 3)) for f in followers
+            }
+            stalled = [
+                f"{f.name} {f.lag_events} events behind" for f in followers if f.stalled(FOLLOWER_STALL_S)
+            ]
+            checks["projections"] = f"stalled: {', '.join(stalled)}" if stalled else "ok"
+        except Exception as exc:
+            checks["projections"] = f"unknown: {type(exc).__name__}"
     try:
         prefix = state.settings.redis_prefix
         await state.redis.ping()
@@ -42,9 +69,12 @@ async def readyz(state: State) -> Response[Readiness]:
     except Exception as exc:
         checks.setdefault("redis", f"down: {type(exc).__name__}")
     down = sorted(name for name, result in checks.items() if result != "ok")
+    reported = lag or UNSET
     if down:
-        return Response(Readiness(status="unavailable", checks=checks, down=down), status_code=503)
-    return Response(Readiness(status="ready", checks=checks), status_code=200)
+        return Response(
+            Readiness(status="unavailable", checks=checks, down=down, lag=reported), status_code=503
+        )
+    return Response(Readiness(status="ready", checks=checks, lag=reported), status_code=200)
 
 
 HEALTH_ROUTES = [healthz, readyz]

@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import Metric
 from adapters import metrics
 from adapters.redis_limiter import ExecutionLimiter
 from adapters.settings import Settings
-from projections import orders_projection, redis_relay
+from projections import orders_projection, redis_relay, stats_projection
 from workers.broker import PRIORITY_QUEUE, QUEUE
 
 log = logging.getLogger("orderengine.metrics")
@@ -34,10 +34,11 @@ def broker_namespace(settings: Settings) -> str:
 
 
 async def _postgres_readings(state: State) -> list[Metric]:
-    lag = await metrics.read_follower_lag(state.pool, [redis_relay.NAME, orders_projection.NAME])
+    projections = [orders_projection.NAME, stats_projection.NAME]
+    lag = await metrics.read_follower_lag(state.pool, [redis_relay.NAME, *projections])
     open_orders = await metrics.read_open_orders(state.pool)
     return [
-        *metrics.lag_families(lag, outbox=redis_relay.NAME, projections=[orders_projection.NAME]),
+        *metrics.lag_families(lag, outbox=redis_relay.NAME, projections=projections),
         *metrics.open_order_families(open_orders),
     ]
 

@@ -161,9 +161,86 @@ class Readiness(msgspec.Struct, kw_only=True):
 
     status: Literal["ready", "unavailable"]
     checks: Annotated[
-        dict[str, str], Meta(description='"ok", or why not: postgres, redis, scheduler, worker')
+        dict[str, str],
+        Meta(
+            description='"ok", or why not: postgres, redis, scheduler, worker, '
+            "projections (a stalled log follower)"
+        ),
     ]
     down: list[str] | UnsetType = UNSET
+    lag: (
+        Annotated[
+            dict[str, ProjectionLag],
+            Meta(description="Per log follower (orders, stats, redis_relay): how far behind the log it is"),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+class ProjectionLag(msgspec.Struct, kw_only=True):
+    """How far one log follower is behind the log (projections/rebuild.py `status`)."""
+
+    events: Annotated[int, Meta(description="Events in the log after its checkpoint")]
+    seconds: Annotated[float, Meta(description="Age of the oldest of them; 0 when caught up")]
+
+
+class StatusCounts(msgspec.Struct, kw_only=True):
+    """Orders in each status."""
+
+    pending: int
+    waiting: int
+    routing: int
+    building: int
+    submitted: int
+    confirmed: int
+    failed: int
+    cancelled: int
+    expired: int
+
+
+SuccessRate = Annotated[
+    float | None,
+    Meta(description="confirmed / (confirmed + failed); null until an order is confirmed or fails"),
+]
+AvgExecutionSeconds = Annotated[
+    float | None,
+    Meta(
+        description="Mean seconds from pending to confirmed (the log's timestamps); "
+        "null until one is confirmed"
+    ),
+]
+
+
+class PairStats(msgspec.Struct, kw_only=True):
+    """One token pair's orders: counts, volumes, success rate, execution time."""
+
+    tokenIn: str
+    tokenOut: str
+    orders: int
+    byStatus: StatusCounts
+    successRate: SuccessRate
+    avgExecutionSeconds: AvgExecutionSeconds
+    requestedVolumeIn: Annotated[str, Meta(description="tokenIn of every order, whatever its status")]
+    executedVolumeIn: Annotated[str, Meta(description="tokenIn of the confirmed orders")]
+    executedVolumeOut: Annotated[str, Meta(description="tokenOut the confirmed orders received")]
+
+
+class UserStats(msgspec.Struct, kw_only=True):
+    """`GET /api/stats/users/{userId}`: the user's totals (no volume: pairs trade different
+    tokens) and each pair they traded."""
+
+    userId: str
+    orders: int
+    byStatus: StatusCounts
+    successRate: SuccessRate
+    avgExecutionSeconds: AvgExecutionSeconds
+    pairs: list[PairStats]
+
+
+class PairStatsList(msgspec.Struct, kw_only=True):
+    """`GET /api/stats/pairs`: every pair traded, over all users, sorted by pair."""
+
+    pairs: list[PairStats]
 
 
 # --- error bodies -------------------------------------------------------------------
@@ -235,6 +312,41 @@ ORDER_VIEW_EXAMPLE: dict[str, Any] = {
     "expiresAt": None,
     "bestPrice": None,
 }
+# From a running engine (`docs/api.md`): six SOL→USDC orders (one waiting for its limit price,
+# one cancelled, one failed) and one USDC→SOL.
+_STATUS_COUNTS = dict.fromkeys(StatusCounts.__struct_fields__, 0)
+PAIR_STATS_EXAMPLE: dict[str, Any] = {
+    "tokenIn": "SOL",
+    "tokenOut": "USDC",
+    "orders": 6,
+    "byStatus": {**_STATUS_COUNTS, "waiting": 1, "confirmed": 3, "failed": 1, "cancelled": 1},
+    "successRate": 0.75,
+    "avgExecutionSeconds": 2.666679,
+    "requestedVolumeIn": "12",
+    "executedVolumeIn": "6.5",
+    "executedVolumeOut": "978.293292410826",
+}
+USER_STATS_EXAMPLE: dict[str, Any] = {
+    "userId": "user-1",
+    "orders": 7,
+    "byStatus": {**_STATUS_COUNTS, "waiting": 1, "confirmed": 4, "failed": 1, "cancelled": 1},
+    "successRate": 0.8,
+    "avgExecutionSeconds": 2.67910475,
+    "pairs": [
+        PAIR_STATS_EXAMPLE,
+        {
+            "tokenIn": "USDC",
+            "tokenOut": "SOL",
+            "orders": 1,
+            "byStatus": {**_STATUS_COUNTS, "confirmed": 1},
+            "successRate": 1.0,
+            "avgExecutionSeconds": 2.716382,
+            "requestedVolumeIn": "100",
+            "executedVolumeIn": "100",
+            "executedVolumeOut": "0.664912181926",
+        },
+    ],
+}
 # Examples are Structs, not dicts: Litestar drops None values from dicts in the document,
 # and an example must show the nulls a client will see.
 SUCCESS_EXAMPLES: dict[str, Any] = {
@@ -260,16 +372,36 @@ SUCCESS_EXAMPLES: dict[str, Any] = {
         ],
     ),
     "cancelled": CancelResult(orderId=ORDER_ID, status="cancelled", message="Order cancelled"),
+    "user_stats": msgspec.convert(USER_STATS_EXAMPLE, UserStats),
+    "pairs_stats": msgspec.convert({"pairs": USER_STATS_EXAMPLE["pairs"]}, PairStatsList),
+    "pair_stats": msgspec.convert(PAIR_STATS_EXAMPLE, PairStats),
     "prices": {"SOL": "150", "USDC": "1", "BONK": "0.00002"},
     "launch": LaunchResult(token="LAUNCH", launched=True, ordersWoken=2),
     "health": Health(status="ok"),
     "ready": Readiness(
-        status="ready", checks={"postgres": "ok", "redis": "ok", "scheduler": "ok", "worker": "ok"}
+        status="ready",
+        checks={"postgres": "ok", "projections": "ok", "redis": "ok", "scheduler": "ok", "worker": "ok"},
+        lag={
+            "orders": ProjectionLag(events=0, seconds=0.0),
+            "stats": ProjectionLag(events=0, seconds=0.0),
+            "redis_relay": ProjectionLag(events=0, seconds=0.0),
+        },
     ),
     "unready": Readiness(
         status="unavailable",
-        checks={"postgres": "ok", "redis": "ok", "scheduler": "ok", "worker": "no heartbeat"},
+        checks={
+            "postgres": "ok",
+            "projections": "ok",
+            "redis": "ok",
+            "scheduler": "ok",
+            "worker": "no heartbeat",
+        },
         down=["worker"],
+        lag={
+            "orders": ProjectionLag(events=3, seconds=0.012),
+            "stats": ProjectionLag(events=3, seconds=0.012),
+            "redis_relay": ProjectionLag(events=0, seconds=0.0),
+        },
     ),
 }
 

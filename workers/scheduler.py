@@ -1,7 +1,7 @@
 """The scheduler process: the log followers and the periodic jobs.
 
-Runs the outbox relay (log → Redis streams), the `orders` projection and the
-NOTIFY listener that wakes them, in one scheduler per deployment at a time (an
+Runs the outbox relay (log → Redis streams), the `orders` and `stats` projections
+and the NOTIFY listener that wakes them, in one scheduler per deployment at a time (an
 advisory lock; a second scheduler stands by and takes over when the first
 dies), and APScheduler jobs.
 """
@@ -27,7 +27,7 @@ from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings
 from domain.events import Step
-from projections import orders_projection, redis_relay
+from projections import orders_projection, redis_relay, stats_projection
 from projections.log_follower import LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 from workers.actors import OrderActors
@@ -42,11 +42,13 @@ HEARTBEAT_SECONDS = 5
 
 async def run_scheduler_async(settings: Settings) -> None:
     database_url, redis_url = require_urls(settings)
-    pool = make_pool(settings, min_size=2, max_size=4)
+    # One connection per log follower's batch, plus the jobs'.
+    pool = make_pool(settings, min_size=2, max_size=5)
     await pool.open(wait=True)
     redis = make_redis(settings)
     followers = [
         LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch),
+        LogFollower(pool, stats_projection.NAME, stats_projection.apply_batch),
         LogFollower(
             pool,
             redis_relay.NAME,

@@ -70,4 +70,10 @@ def test_readyz_reports_every_dependency_ready(engine: Engine) -> None:
         return response.json() if response.status_code == 200 else None
 
     body = wait_until(ready, 20, what="/readyz to report ready")
-    assert body["checks"] == {"postgres": "ok", "redis": "ok", "scheduler": "ok", "worker": "ok"}
+    assert body["checks"] == {
+        "postgres": "ok",
+        "redis": "ok",
+        "scheduler": "ok",
+        "worker": "ok",
+        "projections": "ok",
+    }

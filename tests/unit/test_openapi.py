@@ -38,6 +38,9 @@ PROTECTED = [
     ("GET", "/api/market/prices"),
     ("PUT", "/api/market/prices"),
     ("POST", "/api/market/launches"),
+    ("GET", "/api/stats/users/{user_id}"),
+    ("GET", "/api/stats/pairs"),
+    ("GET", "/api/stats/pairs/{token_in}/{token_out}"),
 ]
 STATUSES = {
     ("POST", "/api/orders/execute"): {200, 400, 401, 409, 413, 422, 429, 503},
@@ -49,6 +52,9 @@ STATUSES = {
     ("GET", "/api/market/prices"): {200, 401, 503},
     ("PUT", "/api/market/prices"): {200, 400, 401, 413, 422, 503},
     ("POST", "/api/market/launches"): {200, 400, 401, 413, 422, 503},
+    ("GET", "/api/stats/users/{user_id}"): {200, 401, 404, 503},
+    ("GET", "/api/stats/pairs"): {200, 401, 503},
+    ("GET", "/api/stats/pairs/{token_in}/{token_out}"): {200, 401, 404, 503},
     ("GET", "/healthz"): {200},
     ("GET", "/readyz"): {200, 503},
 }
