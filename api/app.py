@@ -29,8 +29,8 @@ from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
 from api.market_routes import MARKET_ROUTES
 from api.metrics_routes import METRICS_ROUTES, HttpMetricsMiddleware
+from api.openapi_docs import COMPONENTS
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
-from api.schemas import COMPONENTS
 from api.stats_routes import STATS_ROUTES
 from api.ws_routes import WS_ROUTES
 from workers.actors import OrderActors

@@ -6,7 +6,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 from msgspec import UNSET
 
-from api.schemas import Health, ProjectionLag, Readiness, ok
+from api.openapi_docs import ok
+from api.schemas import Health, ProjectionLag, Readiness
 from projections.rebuild import status as follower_status
 
 # A log follower counts against readiness only when events have waited this long and it has

@@ -9,8 +9,9 @@ import anyio
 from litestar import Request, get, post, put
 from litestar.datastructures import State
 
+from api.openapi_docs import BEARER, LAUNCH_BODY, PRICES_BODY, documented, errors, ok
 from api.order_request import parse_launch_request, parse_market_prices
-from api.schemas import BEARER, LAUNCH_BODY, PRICES_BODY, LaunchResult, MarketPrices, documented, errors, ok
+from api.schemas import LaunchResult, MarketPrices
 from workers.limit_jobs import launch_token
 
 log = logging.getLogger("orderengine.api")

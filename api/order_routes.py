@@ -19,14 +19,19 @@ from msgspec import UNSET
 
 from api.auth import caller_of, ensure_visible, owner_of
 from api.errors import Forbidden
-from api.order_request import OrderStatus, RequestError, parse_list_query
-from api.order_service import place_order
-from api.schemas import (
+from api.openapi_docs import (
     BEARER,
     IDEMPOTENCY_CONFLICT,
     IDEMPOTENCY_KEY_HEADER,
     LIST_QUERY,
     ORDER_BODY,
+    documented,
+    errors,
+    ok,
+)
+from api.order_request import OrderStatus, RequestError, parse_list_query
+from api.order_service import place_order
+from api.schemas import (
     CancelResult,
     EventMetadataView,
     OrderAccepted,
@@ -34,9 +39,6 @@ from api.schemas import (
     OrderPage,
     OrderView,
     RecordedEventView,
-    documented,
-    errors,
-    ok,
 )
 from domain.commands import CancelOrder
 from domain.errors import InvalidTransition, OrderNotFound

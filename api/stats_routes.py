@@ -16,17 +16,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
 from api.auth import caller_of
-from api.schemas import (
-    BEARER,
-    ErrorBody,
-    PairStats,
-    PairStatsList,
-    UserStats,
-    documented,
-    error_body,
-    errors,
-    ok,
-)
+from api.openapi_docs import BEARER, documented, errors, ok
+from api.schemas import ErrorBody, PairStats, PairStatsList, UserStats, error_body
 from projections.stats_views import pair_stats, user_stats
 
 UserIdPath = Annotated[str, PathParameter(description="The user's id (the orders' userId)")]

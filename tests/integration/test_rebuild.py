@@ -177,17 +177,19 @@ async def test_the_swap_waits_out_a_readers_transaction(
     await follow_all(own_pool)
     monkeypatch.setattr(rebuild, "SWAP_LOCK_TIMEOUT_MS", 100)
     released = threading.Event()
+    reading = threading.Event()
 
     def long_reader() -> None:
         with psycopg.connect(own_database_url) as conn:  # a transaction holding its read lock
             conn.execute("SELECT count(*) FROM orders").fetchone()
-            time.sleep(0.4)
+            reading.set()
+            time.sleep(0.4)  # holds the lock across several of the swap's lock timeouts
             conn.rollback()
             released.set()
 
     reader = threading.Thread(target=long_reader)
     reader.start()
-    await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(reading.wait, 10)  # the lock is held before the rebuild starts
     report = await rebuild.rebuild(own_pool, "orders")  # given the application's pool: its conninfo
     reader.join(5)
     assert released.is_set() and report.projections[0].name == "orders"
