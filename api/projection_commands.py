@@ -25,6 +25,7 @@ import psycopg
 from adapters.settings import Settings
 from api import operator_cli
 from api.operator_cli import EXIT_FAILED, EXIT_OK, CommandError
+from projections import bulk_load
 from projections import rebuild as projection_rebuild
 
 
@@ -50,6 +51,14 @@ def register(sub: Any) -> None:
         choices=sorted(projection_rebuild.PROJECTIONS),
         help=f"one of: {', '.join(sorted(projection_rebuild.PROJECTIONS))} (default: all)",
     )
+    r.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="scan the log in N processes, each folding its share of the orders (default: "
+        f"{bulk_load.WORKERS} for a log of {bulk_load.PARALLEL_FROM:,} "
+        "events or more, else 1)",
+    )
     r.add_argument("--json", action="store_true", help="print the result as JSON (progress still on stderr)")
     r.set_defaults(handler=_rebuild)
     s = psub.add_parser(
@@ -60,6 +69,16 @@ def register(sub: Any) -> None:
     )
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(handler=_status)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -74,7 +93,7 @@ async def _rebuild(url: str, args: argparse.Namespace) -> int:
     names = [args.name] if args.name else list(projection_rebuild.PROJECTIONS)
     bar = ProgressBar(", ".join(names), sys.stderr)
     try:
-        report = await projection_rebuild.rebuild(url, args.name, bar.update)
+        report = await projection_rebuild.rebuild(url, args.name, bar.update, args.workers)
     except projection_rebuild.RebuildError as exc:
         bar.close()
         raise CommandError(f"{exc} (the live tables are unchanged)", EXIT_FAILED) from None
@@ -91,7 +110,7 @@ async def _rebuild(url: str, args: argparse.Namespace) -> int:
     rate = report.events / report.seconds if report.seconds else 0.0
     print(
         f"rebuilt {', '.join(names)}: {report.events:,} events in {report.seconds:.1f} s"
-        f" ({rate:,.0f} events/s)"
+        f" ({rate:,.0f} events/s, {report.workers} scan process{'es' if report.workers > 1 else ''})"
     )
     for p in report.projections:
         print(

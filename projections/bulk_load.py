@@ -106,6 +106,12 @@ async def load_part(
     return done  # leaving the stack ends each COPY (committing it) and closes the connections
 
 
+def workers_for(total: int, asked: int | None) -> int:
+    """The scan processes for a log of `total` events: as asked, else WORKERS for a large
+    log and 1 for a small one (starting processes costs more than a small scan)."""
+    return asked if asked is not None else (WORKERS if total >= PARALLEL_FROM else 1)
+
+
 async def load(
     url: str,
     targets: Sequence[Target],
@@ -115,8 +121,8 @@ async def load(
     workers: int | None = None,
 ) -> int:
     """Load every target's shadows from the log up to `upto` (`total` events); returns the
-    events scanned. `workers` defaults to WORKERS for a large log, 1 for a small one."""
-    workers = workers if workers is not None else (WORKERS if total >= PARALLEL_FROM else 1)
+    events scanned. `workers`: see `workers_for`."""
+    workers = workers_for(total, workers)
     done = 0
 
     def report(n: int) -> None:

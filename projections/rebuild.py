@@ -129,6 +129,7 @@ class RebuildReport(msgspec.Struct, kw_only=True):
     projections: list[Swapped]
     events: int  # events in the bulk scan
     seconds: float
+    workers: int = 1  # scan processes
     phases: dict[str, float] = {}  # seconds per phase: scan, indexes, catch_up, swap
 
 
@@ -210,7 +211,9 @@ async def rebuild(
                 job.upto = await _target(control, job.projection.name, head)
             upto = max(job.upto for job in jobs)
             targets = [job.target for job in jobs]
-            events = await bulk_load.load(url, targets, upto, await _count(control, upto), progress, workers)
+            total = await _count(control, upto)
+            workers = bulk_load.workers_for(total, workers)
+            events = await bulk_load.load(url, targets, upto, total, progress, workers)
             phases["scan"] = time.perf_counter() - started
             mark = time.perf_counter()
             for job in jobs:
@@ -238,7 +241,11 @@ async def rebuild(
                         pass  # dropped at the next rebuild's start
             raise
     return RebuildReport(
-        projections=swapped, events=events, seconds=time.perf_counter() - started, phases=phases
+        projections=swapped,
+        events=events,
+        seconds=time.perf_counter() - started,
+        workers=workers or 1,
+        phases=phases,
     )
 
 

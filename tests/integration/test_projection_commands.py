@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 
+import psycopg
 import pytest
 
 from adapters.settings import Settings
@@ -46,6 +47,34 @@ def test_rebuild_prints_plain_progress_lines_off_a_terminal_and_a_summary(
     assert run(own_database_url, "projections", "rebuild", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert [p["name"] for p in report["projections"]] == ["orders", "stats"] and report["events"] >= 200
+
+
+def test_rebuild_with_scan_workers_builds_the_same_tables(
+    own_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_log(own_database_url, simulate_log(seed=3, min_events=300))
+    assert run(own_database_url, "projections", "rebuild", "--workers", "1") == 0
+    assert "1 scan process)" in capsys.readouterr().out
+    one = _read_models(own_database_url)
+    assert run(own_database_url, "projections", "rebuild", "--workers", "2", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["workers"] == 2
+    assert _read_models(own_database_url) == one and len(one["orders"]) > 10
+
+
+def _read_models(url: str) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
+            for table in ("orders", "stats_orders", "stats_user_pairs", "stats_pairs")
+        }
+
+
+def test_workers_must_be_a_positive_number(capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("0", "two"):
+        with pytest.raises(SystemExit) as exit_:
+            run(None, "projections", "rebuild", "--workers", value)
+        assert exit_.value.code == 2
+        assert "argument --workers: " in capsys.readouterr().err
 
 
 def test_an_unknown_projection_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
