@@ -58,10 +58,10 @@ def register(sub: Any) -> None:
 
     a = sub.add_parser(
         "audit",
-        help="check the log and compare every order with the read model",
+        help="check the log and compare every order with the read models",
         description="Check that versions are contiguous, positions increase and every event's hash chain "
-        "holds, then fold every order and compare it with the orders table field by field. Exit 1 if "
-        "anything diverges.",
+        "holds, then fold every order and compare it with the orders table and its statistics row field "
+        "by field, and check the per-user and per-pair sums. Exit 1 if anything diverges.",
     )
     a.add_argument("--since", metavar="TIMESTAMP", help="only orders with an event at or after this instant")
     a.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -229,6 +229,9 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
             "events": report.events,
             "hashedEvents": report.hashed_events,
             "checkpoint": report.checkpoint,
+            "statsCheckpoint": report.stats_checkpoint,
+            "rowsCompared": report.rows_compared,
+            "statsRowsCompared": report.stats_rows_compared,
             "seconds": round(report.seconds, 3),
             "eventsPerSecond": round(report.events_per_s),
             "divergences": [d.__dict__ for d in report.divergences],
@@ -236,9 +239,10 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
         print(json.dumps(body, default=str))
     else:
         print(
-            f"audited {report.streams} streams, {report.events} events up to position {report.checkpoint} "
-            f"({report.hashed_events} hash-chained) in {report.seconds:.2f} s "
-            f"({report.events_per_s:,.0f} events/s)"
+            f"audited {report.streams} streams, {report.events} events ({report.hashed_events} "
+            f"hash-chained) in {report.seconds:.2f} s ({report.events_per_s:,.0f} events/s); compared "
+            f"{report.rows_compared} orders rows up to position {report.checkpoint}, "
+            f"{report.stats_rows_compared} stats rows up to position {report.stats_checkpoint}, and the sums"
         )
         for d in report.divergences:
             where = f" v{d.version}" if d.version else ""

@@ -1,4 +1,4 @@
-"""`orderengine audit`: does the log hold together, and does the read model say what it says?
+"""`orderengine audit`: does the log hold together, and do the read models say what it says?
 
 Checks, each reported as a `Divergence`:
 - every stream's versions run 1..n with no gap, and positions rise with versions;
@@ -6,17 +6,21 @@ Checks, each reported as a `Divergence`:
   so a stored event edited, removed or reordered by hand is found;
 - every order folded from the log (with the engine's own `fold`, up to the orders
   projection's checkpoint, so a projection that merely lags is not a divergence)
-  equals its `orders` row, field by field; rows without a stream are reported too.
+  equals its `orders` row, field by field; rows without a stream are reported too;
+- every order's contribution to the statistics (with the stats follower's own
+  `advance`, up to the stats checkpoint) equals its `stats_orders` row, and the sums
+  in `stats_user_pairs` and `stats_pairs` equal the sums of those rows (computed by
+  Postgres, exactly), so an edited count or volume is found.
 
 All reads run in one REPEATABLE READ transaction: one consistent snapshot of the
-log, the checkpoint and the read model, while the engine keeps writing.
+log, the checkpoints and the read models, while the engine keeps writing.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -29,9 +33,11 @@ from psycopg.rows import dict_row
 from adapters.postgres_event_store import EVENT_COLUMNS, row_to_recorded
 from domain.order import fold
 from domain.ports import RecordedEvent
+from projections import stats_projection as stats
 from projections.log_follower import read_checkpoint
 from projections.orders_projection import NAME as ORDERS
 from projections.orders_projection import row_params
+from projections.stats_projection import Contribution
 
 BATCH = 5_000
 COMPARE_CHUNK = 1_000
@@ -40,8 +46,10 @@ _JSON_COLUMNS = ("chosen_quote", "quotes")
 
 @dataclass(frozen=True)
 class Divergence:
-    kind: str  # version_gap, position_order, hash_mismatch, missing_row, extra_row, field
-    order_id: str
+    # version_gap, position_order, hash_mismatch, missing_row, extra_row, field (orders);
+    # stats_missing_row, stats_extra_row, stats_field, stats_sum (statistics)
+    kind: str
+    order_id: str  # for stats_sum: the table and key of the sum, e.g. "stats_pairs[SOL,USDC,confirmed]"
     detail: str
     field: str | None = None
     log_value: Any = None
@@ -55,7 +63,9 @@ class AuditReport:
     events: int = 0
     rows_compared: int = 0
     hashed_events: int = 0
-    checkpoint: int = 0
+    checkpoint: int = 0  # the orders projection's
+    stats_checkpoint: int = 0
+    stats_rows_compared: int = 0
     seconds: float = 0.0
     divergences: list[Divergence] = field(default_factory=list)
 
@@ -76,26 +86,28 @@ async def audit(
     await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
     async with conn.transaction():
         report.checkpoint = await read_checkpoint(conn, ORDERS)
+        report.stats_checkpoint = await read_checkpoint(conn, stats.NAME)
         scope, params = _scope(since)
         report.divergences += await _version_checks(conn, scope, params)
         hashed, broken = await _hash_checks(conn, scope, params)
         report.hashed_events = hashed
         report.divergences += broken
+        upto = max(report.checkpoint, report.stats_checkpoint)
         chunk: list[list[RecordedEvent]] = []
-        async for history in _streams(conn, scope, params, report.checkpoint):
+        async for history in _streams(conn, scope, params, upto):
             report.streams += 1
             report.events += len(history)
             if _is_order(history[0].stream_id):
                 chunk.append(history)
             if len(chunk) >= COMPARE_CHUNK:
-                report.divergences += await _compare_chunk(conn, chunk)
+                await _compare_chunk(conn, chunk, report)
                 chunk = []
                 if progress is not None:
                     progress(report.events)
-        report.divergences += await _compare_chunk(conn, chunk)
+        await _compare_chunk(conn, chunk, report)
         if since is None:
             report.divergences += await _extra_rows(conn)
-        report.rows_compared = report.streams
+        report.divergences += await _sum_checks(conn)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -199,12 +211,48 @@ async def _streams(
 
 
 async def _compare_chunk(
-    conn: AsyncConnection[Any], histories: list[list[RecordedEvent]]
-) -> list[Divergence]:
-    """Fold each order and compare it with its row; the rows of a chunk are read in one query."""
+    conn: AsyncConnection[Any], histories: list[list[RecordedEvent]], report: AuditReport
+) -> None:
+    """Fold each order and compare it with its rows; a chunk's rows are read in one query per table."""
     if not histories:
+        return
+    orders_upto, stats_upto = report.checkpoint, report.stats_checkpoint
+    expected: dict[str, dict[str, Any]] = {}
+    contributions: dict[str, Contribution] = {}
+    for history in histories:
+        applied = (
+            history
+            if history[-1].position <= orders_upto
+            else [r for r in history if r.position <= orders_upto]
+        )
+        if applied:
+            expected[history[0].stream_id] = row_params(fold(r.event for r in applied), applied)
+        contribution = _contribution(history, stats_upto)
+        if contribution is not None:
+            contributions[contribution.order_id] = contribution
+    report.rows_compared += len(expected)
+    report.stats_rows_compared += len(contributions)
+    report.divergences += await _compare_orders(conn, expected)
+    report.divergences += await _compare_stats(conn, contributions)
+
+
+def _contribution(history: list[RecordedEvent], upto: int) -> Contribution | None:
+    """The order's statistics row as the stats follower builds it from these events."""
+    current: Contribution | None = None
+    for r in history:
+        if r.position > upto:
+            break
+        current = stats.advance(current, r.stream_id, r.version, r.event, r.recorded_at)
+        if current is None:
+            return None  # not an order: the follower leaves it out
+    return current
+
+
+async def _compare_orders(
+    conn: AsyncConnection[Any], expected: dict[str, dict[str, Any]]
+) -> list[Divergence]:
+    if not expected:
         return []
-    expected = {h[0].stream_id: row_params(fold(r.event for r in h), h) for h in histories}
     columns = next(iter(expected.values())).keys()
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
@@ -219,30 +267,114 @@ async def _compare_chunk(
                 Divergence("missing_row", order_id, "the log has this order, the read model does not")
             )
             continue
-        found += [
-            Divergence(
-                "field",
-                order_id,
-                f"{name} differs",
-                field=name,
-                log_value=_plain(logged[name]),
-                read_model_value=_plain(actual[name]),
+        found += _fields("field", order_id, columns, logged, actual, "")
+    return found
+
+
+async def _compare_stats(conn: AsyncConnection[Any], expected: dict[str, Contribution]) -> list[Divergence]:
+    if not expected:
+        return []
+    cur = await conn.execute(
+        f"SELECT {', '.join(stats.ORDER_COLUMNS)} FROM {stats.ORDERS_TABLE} WHERE order_id = ANY(%s::uuid[])",
+        (list(expected),),
+    )
+    stored = {c.order_id: c for c in map(stats.contribution_from_row, await cur.fetchall())}
+    found: list[Divergence] = []
+    for order_id, logged in expected.items():
+        actual = stored.get(order_id)
+        if actual is None:
+            found.append(
+                Divergence(
+                    "stats_missing_row", order_id, f"the log has this order, {stats.ORDERS_TABLE} does not"
+                )
             )
-            for name in columns
-            if not _same(name, logged[name], actual[name])
-        ]
+            continue
+        found += _fields(
+            "stats_field",
+            order_id,
+            stats.ORDER_COLUMNS,
+            msgspec.structs.asdict(logged),
+            msgspec.structs.asdict(actual),
+            f"{stats.ORDERS_TABLE}.",
+        )
+    return found
+
+
+def _fields(
+    kind: str,
+    order_id: str,
+    columns: Iterable[str],
+    logged: dict[str, Any],
+    stored: dict[str, Any],
+    prefix: str,
+) -> list[Divergence]:
+    return [
+        Divergence(
+            kind,
+            order_id,
+            f"{prefix}{name} differs",
+            field=name,
+            log_value=_plain(logged[name]),
+            read_model_value=_plain(stored[name]),
+        )
+        for name in columns
+        if not _same(name, logged[name], stored[name])
+    ]
+
+
+_SUM_CHECK = """
+WITH expected AS (
+    SELECT {keys}, count(*) AS orders, sum(amount) AS amount_in, coalesce(sum(amount_out), 0) AS amount_out,
+           coalesce(sum(execution_seconds), 0) AS execution_seconds
+    FROM stats_orders GROUP BY {keys})
+SELECT {keys}, e.orders, e.amount_in, e.amount_out, e.execution_seconds,
+       s.orders, s.amount_in, s.amount_out, s.execution_seconds
+FROM expected e FULL JOIN {table} s USING ({keys})
+WHERE (e.orders, e.amount_in, e.amount_out, e.execution_seconds)
+      IS DISTINCT FROM (s.orders, s.amount_in, s.amount_out, s.execution_seconds)
+"""
+_MEASURES = ("orders", "amount_in", "amount_out", "execution_seconds")
+
+
+async def _sum_checks(conn: AsyncConnection[Any]) -> list[Divergence]:
+    """Each aggregate row against the sum of the `stats_orders` rows under its key (those rows
+    are compared with the log above); a missing or extra aggregate row differs in every measure."""
+    found: list[Divergence] = []
+    for table, keys in ((stats.USER_PAIRS_TABLE, stats.USER_PAIR_KEYS), (stats.PAIRS_TABLE, stats.PAIR_KEYS)):
+        cur = await conn.execute(_SUM_CHECK.format(keys=", ".join(keys), table=table))
+        for row in await cur.fetchall():
+            key, summed, stored = row[: len(keys)], row[len(keys) : -4], row[-4:]
+            where = f"{table}[{','.join(map(str, key))}]"
+            found += [
+                Divergence(
+                    "stats_sum",
+                    where,
+                    f"{table}.{name} differs from the sum of its orders' {stats.ORDERS_TABLE} rows",
+                    field=name,
+                    log_value=_plain(expected),
+                    read_model_value=_plain(actual),
+                )
+                for name, expected, actual in zip(_MEASURES, summed, stored, strict=True)
+                if expected != actual
+            ]
     return found
 
 
 async def _extra_rows(conn: AsyncConnection[Any]) -> list[Divergence]:
-    cur = await conn.execute(
-        "SELECT id::text FROM orders o"
-        " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = o.id::text)"
-    )
-    return [
-        Divergence("extra_row", order_id, "the read model has this order, the log does not")
-        for (order_id,) in await cur.fetchall()
-    ]
+    found: list[Divergence] = []
+    for kind, table, key in (
+        ("extra_row", "orders", "id"),
+        ("stats_extra_row", stats.ORDERS_TABLE, "order_id"),
+    ):
+        cur = await conn.execute(
+            f"SELECT {key}::text FROM {table} o"
+            f" WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.stream_id = o.{key}::text)"
+        )
+        found += [
+            Divergence(kind, order_id, f"{table} has this order, the log does not")
+            for (order_id,) in await cur.fetchall()
+        ]
+    return found
 
 
 def _same(name: str, logged: Any, stored: Any) -> bool:

@@ -85,7 +85,8 @@ class Contribution(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         )
 
 
-def _from_row(row: Sequence[Any]) -> Contribution:
+def contribution_from_row(row: Sequence[Any]) -> Contribution:
+    """A row of `stats_orders` (in `ORDER_COLUMNS` order) as a contribution."""
     values = dict(zip(ORDER_COLUMNS, row, strict=True))
     values["order_id"] = str(values["order_id"])  # a UUID from Postgres; stream ids are strings
     return Contribution(**values)
@@ -204,7 +205,7 @@ async def apply_batch(
     cur = await conn.execute(
         sql.SQL(_LOAD).format(columns=_names(ORDER_COLUMNS), table=sql.Identifier(orders_table)), (ids,)
     )
-    before = {c.order_id: c for c in map(_from_row, await cur.fetchall())}
+    before = {c.order_id: c for c in map(contribution_from_row, await cur.fetchall())}
     known: dict[str, Contribution] = dict(before)
     wanted = set(ids)
     for e in events:

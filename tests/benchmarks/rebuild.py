@@ -19,10 +19,12 @@ feeding both), with `--workers` scan processes (default: the rebuild's choice).
 The first rebuild of each projection finds no checkpoint and builds to the head;
 later ones find the follower's checkpoint (set by the first) at the head: the
 same work. Events/s is the scan's events over the whole rebuild (scan, indexes,
-ANALYZE, catch-up, swap). Printed: the fill rate (generation and COPY), each
-run's events/s, phase times and the machine's load average when it started, the
-median per target, and one summary line for a note. No assertion on time. Only
-talks to 127.0.0.1.
+ANALYZE, catch-up, swap). Then `orderengine audit`'s work (`projections.audit.audit`,
+every check, on read models at the head) runs `--audit-runs` times; its events/s is
+the events folded over the whole audit, and it must find no divergence. Printed: the
+fill rate (generation and COPY), each run's events/s, phase times and the machine's
+load average when it started, the median per target, and one summary line for a note.
+No assertion on time. Only talks to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from domain.order import OrderState, decide, evolve
 from domain.ports import EventMetadata
 from domain.tokens import reference_price
 from projections import bulk_load
+from projections.audit import AuditReport, audit
 from projections.rebuild import rebuild
 from tests.benchmarks.bench_env import scratch_servers
 
@@ -336,6 +339,12 @@ async def measure(database_url: str, target: str, workers: int | None) -> Run:
     return Run(target, report.events, report.seconds, report.phases, load)
 
 
+async def measure_audit(database_url: str) -> tuple[AuditReport, float]:
+    load = os.getloadavg()[0]
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await audit(conn), load
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -351,10 +360,15 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, help="scan processes (default: the rebuild's own choice, one per core up to 4)"
     )
+    parser.add_argument(
+        "--audit-runs", type=int, default=3, help="audits after the rebuilds (default 3; 0: none)"
+    )
     args = parser.parse_args()
     targets = [t for t in args.targets.split(",") if t]
     if not set(targets) <= set(TARGETS) or not 1 <= args.runs <= 10 or not 1 <= args.events <= 20_000_000:
         parser.error("targets must be orders, stats or both; 1-10 runs; 1-20,000,000 events")
+    if not 0 <= args.audit_runs <= 10:
+        parser.error("0-10 audit runs")
 
     started = time.perf_counter()
     log = simulate_log(args.seed, args.events)
@@ -386,6 +400,20 @@ def main() -> None:
                     f"rebuild {target:6s} run {i + 1}: {run.events:,} events in {run.seconds:.2f} s = "
                     f"{run.rate:,.0f} events/s ({phases}; load {run.load:.2f})"
                 )
+        audits: list[float] = []
+        if args.audit_runs and "both" not in targets:
+            asyncio.run(rebuild(database_url, None, workers=args.workers))  # every read model at the head
+        for i in range(args.audit_runs):
+            report, load = asyncio.run(measure_audit(database_url))
+            audits.append(report.events_per_s)
+            print(
+                f"audit run {i + 1}: {report.events:,} events, {report.rows_compared:,} orders rows and "
+                f"{report.stats_rows_compared:,} stats rows in {report.seconds:.2f} s = "
+                f"{report.events_per_s:,.0f} events/s; {len(report.divergences)} divergences "
+                f"(load {load:.2f})"
+            )
+            if report.divergences:
+                raise SystemExit(f"audit found divergences on a rebuilt log: {report.divergences[:3]}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory of this process (log generation included): {peak:,.0f} MiB")
         medians = {t: statistics.median(r.rate for r in runs if r.target == t) for t in targets}
@@ -397,6 +425,7 @@ def main() -> None:
             f"fill {total / copied:,.0f} events/s (COPY); "
             + "; ".join(f"rebuild {t} {r:,.0f} events/s" for t, r in medians.items())
             + f" (median of {args.runs})"
+            + (f"; audit {statistics.median(audits):,.0f} events/s (median of {len(audits)})" * bool(audits))
         )
 
 

@@ -24,6 +24,17 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[AsyncConn
 
 
 @pytest.fixture
+async def own_pool(own_database_url: str) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[Any]]]:
+    """A pool on a database of this test's own: positions, lag and counts are exact there."""
+    p: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+        own_database_url, min_size=1, max_size=6, open=False, kwargs={"autocommit": True}
+    )
+    await p.open(wait=True)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
 def store(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> PostgresEventStore:
     return PostgresEventStore(pool.connection)
 

@@ -4,7 +4,6 @@ taken by the orders projection, and GET /metrics with its HTTP middleware."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -40,17 +39,6 @@ from workers.broker import PRIORITY_QUEUE, QUEUE, make_broker
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
-
-
-@pytest.fixture
-async def own_pool(own_database_url: str) -> AsyncIterator[Pool]:
-    """A pool on a database of this test's own: lag and counts are exact there."""
-    pool: Pool = AsyncConnectionPool(
-        own_database_url, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    yield pool
-    await pool.close()
 
 
 def settings_for(database_url: str, redis_url: str, prefix: str) -> Settings:

@@ -6,11 +6,9 @@ tables as they were."""
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -22,9 +20,10 @@ from adapters import metrics
 from adapters.postgres_event_store import PostgresEventStore, read_all
 from domain.order import fold
 from domain.ports import EventMetadata
-from projections import orders_projection, rebuild, stats_projection
+from projections import rebuild, stats_projection
 from projections.log_follower import LogFollower, read_checkpoint
-from tests.benchmarks.rebuild import Recorded, simulate_order, write_log
+from tests.benchmarks.rebuild import write_log
+from tests.integration.order_logs import HANDLERS, follow_all, mixed_orders
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -36,39 +35,6 @@ TABLES = {
     "stats_user_pairs": "1, 2, 3, 4",
     "stats_pairs": "1, 2, 3",
 }
-HANDLERS = {
-    orders_projection.NAME: orders_projection.apply_batch,
-    stats_projection.NAME: stats_projection.apply_batch,
-}
-
-
-@pytest.fixture
-async def own_pool(own_database_url: str) -> AsyncIterator[Pool]:
-    pool: Pool = AsyncConnectionPool(
-        own_database_url, min_size=1, max_size=6, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    yield pool
-    await pool.close()
-
-
-def mixed_orders(count: int, seed: int, start: datetime | None = None) -> list[Recorded]:
-    """`count` orders of every lifecycle (the benchmark's mix), one every 20 ms, their events in
-    time order up to 3 s after the last was placed: some have ended, some are still open."""
-    rng = random.Random(seed)
-    start = start or datetime(2026, 11, 24, tzinfo=UTC)
-    events = [
-        e for i in range(count) for e in simulate_order(rng, start + timedelta(milliseconds=20 * i), users=8)
-    ]
-    cut = start + timedelta(milliseconds=20 * count + 3000)
-    return sorted((e for e in events if e.at < cut), key=lambda r: r.at)
-
-
-async def follow_all(pool: Pool, batch_size: int = 37) -> None:
-    for name, handler in HANDLERS.items():
-        follower = LogFollower(pool, name, handler, batch_size=batch_size)
-        while await follower.step():
-            pass
 
 
 async def snapshot(pool: Pool) -> dict[str, list[tuple[Any, ...]]]:

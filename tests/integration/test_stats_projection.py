@@ -4,7 +4,6 @@ orders projection), and re-application changing nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,16 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def own_pool(own_database_url: str) -> AsyncIterator[Pool]:
-    pool: Pool = AsyncConnectionPool(
-        own_database_url, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    yield pool
-    await pool.close()
 
 
 def order(
