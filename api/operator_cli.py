@@ -219,8 +219,7 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
 
     since = _instant(args.since, "--since") if args.since else None
     progress = _Progress("audit") if sys.stderr.isatty() and not args.json else None
-    async with await AsyncConnection.connect(url) as conn:
-        report = await audit(conn, since=since, progress=progress.update if progress else None)
+    report = await audit(url, since=since, progress=progress.update if progress else None)
     if progress:
         progress.done()
     if args.json:

@@ -38,6 +38,9 @@ SELECT '[' || string_agg(
 FROM events WHERE position > %(after)s AND position <= %(upto)s
     AND (%(parts)s = 1 OR mod(hashtext(stream_id)::bigint + 2147483648, %(parts)s) = %(part)s)
 """
+# A scoped scan reads only the streams listed in the session's temporary table `scan_scope`.
+SCOPE_TABLE = "scan_scope"
+_IN_SCOPE = f" AND stream_id IN (SELECT stream_id FROM {SCOPE_TABLE})"
 
 _decoder = msgspec.json.Decoder(list[LogRow])
 
@@ -57,10 +60,13 @@ async def prepare(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SET work_mem = '64MB'")
 
 
-async def _fetch(conn: AsyncConnection[Any], after: int, upto: int, part: tuple[int, int]) -> list[LogRow]:
+async def _fetch(
+    conn: AsyncConnection[Any], after: int, upto: int, part: tuple[int, int], scoped: bool
+) -> list[LogRow]:
     cur = conn.cursor()
     cur.adapters.register_loader("text", _TextAsBytes)
-    await cur.execute(_CHUNK, {"after": after, "upto": upto, "part": part[0], "parts": part[1]})
+    query = _CHUNK + _IN_SCOPE if scoped else _CHUNK
+    await cur.execute(query, {"after": after, "upto": upto, "part": part[0], "parts": part[1]})
     row = await cur.fetchone()
     return _decoder.decode(row[0]) if row and row[0] is not None else []
 
@@ -78,21 +84,23 @@ async def scan(
     chunk: int = DEFAULT_CHUNK,
     cuts: Sequence[int] = (),
     part: tuple[int, int] = (0, 1),
+    scoped: bool = False,
 ) -> AsyncIterator[tuple[int, list[LogRow]]]:
     """Events with `after` < position <= `upto`, in position order, as (last position
     covered, rows) per chunk of at most `chunk` positions; a chunk ends at each of `cuts`,
     so a caller can stop feeding a consumer there. With `part` = (k, n), only the streams
-    whose id hashes to share k of n (every event of a stream lands in the same share).
-    `conn` must have been `prepare`d."""
+    whose id hashes to share k of n (every event of a stream lands in the same share);
+    `scoped`: only the streams in the session's `scan_scope` table. `conn` must have been
+    `prepare`d."""
     bounds = chunk_bounds(after, upto, chunk, cuts)
     if not bounds:
         return
-    pending = asyncio.ensure_future(_fetch(conn, *bounds[0], part))
+    pending = asyncio.ensure_future(_fetch(conn, *bounds[0], part, scoped))
     try:
         for i, (_, hi) in enumerate(bounds):
             rows = await pending
             if i + 1 < len(bounds):
-                pending = asyncio.ensure_future(_fetch(conn, *bounds[i + 1], part))
+                pending = asyncio.ensure_future(_fetch(conn, *bounds[i + 1], part, scoped))
                 # Let the task send its query now: the caller folds without yielding to the
                 # loop, and Postgres should build the next chunk meanwhile.
                 await asyncio.sleep(0)

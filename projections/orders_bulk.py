@@ -74,7 +74,8 @@ class OrdersBuilder:
             try:
                 state = fold_one(folding[0], event)
             except InvalidTransition as exc:
-                raise UnfoldableLog(f"order {stream_id}, version {version}: {exc}") from None
+                self._give_up(stream_id, version, str(exc))
+                continue
             if state.status in terminal:
                 done.append(order_row(state, folding[1], recorded_at))
                 del open_orders[stream_id]
@@ -94,12 +95,21 @@ class OrdersBuilder:
             self._foreign.add(stream_id)
             return None
         if version != 1:
-            raise UnfoldableLog(
-                f"order {stream_id}: version {version} follows no open order (an event after it ended?)"
-            )
+            self._give_up(stream_id, version, "follows no open order (an event after it ended?)")
+            return None
         folding: list[Any] = [OrderState(), recorded_at, recorded_at]
         self._open[stream_id] = folding
         return folding
+
+    def _give_up(self, stream_id: str, version: int, reason: str) -> None:
+        """A stream the fold refuses: the rebuild stops (`unfoldable` raises); a caller that
+        overrides `unfoldable` to carry on gets no row for the stream."""
+        self._open.pop(stream_id, None)
+        self._foreign.add(stream_id)
+        self.unfoldable(stream_id, version, reason)
+
+    def unfoldable(self, stream_id: str, version: int, reason: str) -> None:
+        raise UnfoldableLog(f"order {stream_id}, version {version}: {reason}")
 
     def finish(self) -> dict[str, list[tuple[Any, ...]]]:
         """The rows of the orders still open at the end of the scan."""

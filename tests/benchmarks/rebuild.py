@@ -341,8 +341,7 @@ async def measure(database_url: str, target: str, workers: int | None) -> Run:
 
 async def measure_audit(database_url: str) -> tuple[AuditReport, float]:
     load = os.getloadavg()[0]
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        return await audit(conn), load
+    return await audit(database_url), load
 
 
 def main() -> None:

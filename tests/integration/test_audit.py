@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from psycopg import AsyncConnection
 
 from projections import orders_projection, stats_projection
 from projections.audit import AuditReport, audit
@@ -22,13 +21,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 async def run_audit(url: str) -> AuditReport:
-    async with await AsyncConnection.connect(url) as conn:
-        return await audit(conn)
+    return await audit(url)
 
 
-async def one_row(pool: Pool, query: str) -> tuple[Any, ...]:
+async def one_row(pool: Pool, query: str, *params: Any) -> tuple[Any, ...]:
     async with pool.connection() as conn:
-        row = await (await conn.execute(query)).fetchone()
+        row = await (await conn.execute(query, params or None)).fetchone()
     assert row is not None
     return tuple(row)
 
@@ -115,3 +113,55 @@ async def test_a_stats_projection_behind_the_orders_projection_is_not_a_divergen
     caught_up = await run_audit(own_database_url)
     assert caught_up.divergences == [] and caught_up.stats_checkpoint == caught_up.checkpoint
     assert caught_up.stats_rows_compared > behind.stats_rows_compared
+
+
+async def test_since_audits_only_the_orders_with_an_event_at_or_after_it(
+    own_pool: Pool, own_database_url: str
+) -> None:
+    write_log(own_database_url, mixed_orders(200, seed=13))
+    await follow_all(own_pool)
+    since = (await one_row(own_pool, "SELECT min(recorded_at) + interval '3 seconds' FROM events"))[0]
+    grouped = "SELECT stream_id FROM events GROUP BY stream_id HAVING {} LIMIT 1"
+    (early,) = await one_row(own_pool, grouped.format("max(recorded_at) < %s"), since)
+    (late,) = await one_row(own_pool, grouped.format("min(recorded_at) >= %s"), since)
+    async with own_pool.connection() as conn:
+        for order_id in (early, late):
+            await conn.execute("UPDATE orders SET last_error = 'edited' WHERE id = %s", (order_id,))
+    (in_scope,) = await one_row(
+        own_pool, "SELECT count(DISTINCT stream_id) FROM events WHERE recorded_at >= %s", since
+    )
+
+    scoped = await audit(own_database_url, since=since)
+    assert scoped.streams == scoped.rows_compared == in_scope < 200
+    assert [(d.kind, d.order_id, d.field) for d in scoped.divergences] == [("field", late, "last_error")]
+    everything = await run_audit(own_database_url)
+    assert {d.order_id for d in everything.divergences} == {early, late}
+
+
+async def test_a_gap_and_an_event_after_the_end_are_reported_and_the_audit_carries_on(
+    own_pool: Pool, own_database_url: str
+) -> None:
+    write_log(own_database_url, mixed_orders(100, seed=14))
+    await follow_all(own_pool)
+    confirmed = "SELECT order_id::text, version FROM stats_orders WHERE status = 'confirmed' ORDER BY 1"
+    gapped, _ = await one_row(own_pool, confirmed)
+    ended, last = await one_row(own_pool, confirmed + " OFFSET 1")
+    async with own_pool.connection() as conn:
+        await conn.execute("DELETE FROM events WHERE stream_id = %s AND version = 3", (gapped,))
+        # A routing event after the order was confirmed: no fold can take it.
+        await conn.execute(
+            "INSERT INTO events (stream_id, version, type, data, metadata, recorded_at)"
+            " SELECT stream_id, %s, type, data, metadata, now()"
+            " FROM events WHERE stream_id = %s AND type = 'OrderRouting' LIMIT 1",
+            (last + 1, ended),
+        )
+        # The projections "applied" it (as a buggy follower would have).
+        await conn.execute("UPDATE projection_checkpoints SET position = (SELECT max(position) FROM events)")
+
+    found = (await run_audit(own_database_url)).divergences
+    kinds = {(d.kind, d.order_id, d.version) for d in found if d.order_id in (gapped, ended)}
+    assert ("version_gap", gapped, 4) in kinds
+    assert ("hash_mismatch", gapped, 4) in kinds  # its predecessor in the chain is gone
+    assert ("unfoldable", ended, last + 1) in kinds
+    gap = next(d for d in found if d.kind == "version_gap")
+    assert gap.detail == "version 3 missing before version 4"
