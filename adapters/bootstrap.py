@@ -63,6 +63,7 @@ def make_dexes(settings: Settings) -> dict[str, Dex]:
         "failures": failures,
         "ledger": mock_dex.RedisSwapLedger(sync_redis, settings.redis_prefix) if sync_redis else None,
         "market": RedisMarket(sync_redis, settings.redis_prefix) if sync_redis else None,
+        "explorer_tx_url": settings.mock_explorer_tx_url or None,
     }
     return {
         "raydium": mock_dex.raydium(rng=random.Random(rng.random()), **common),

@@ -103,6 +103,7 @@ class MockDex:
         ledger: SwapLedger | None = None,
         market: PriceSource | None = None,
         rng: random.Random | None = None,
+        explorer_tx_url: str | None = None,
     ) -> None:
         self.name = name
         self.band_low = band_low
@@ -115,6 +116,7 @@ class MockDex:
         self.failures = failures or FailurePlan()
         self.ledger = ledger
         self.market = market
+        self.explorer_tx_url = explorer_tx_url
         self._rng = rng or random.Random()
 
     async def _sleep_ms(self, ms: float) -> None:
@@ -164,6 +166,9 @@ class MockDex:
             self.ledger.execute(order_id, tx_hash)
         await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
         return tx_hash
+
+    def explorer_url(self, tx_hash: str) -> str | None:
+        return self.explorer_tx_url.replace("{tx_hash}", tx_hash) if self.explorer_tx_url else None
 
     async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
         await self._sleep_ms(float(self._duration_ms(tx_hash) * (1 - _SUBMIT_SHARE)))

@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The first N mock swap submissions in each worker process fail transiently.
     mock_fail_first_n: int = 0
     mock_seed: int | None = None
+    # The explorer link the mock venues record for a transaction ({tx_hash} is replaced);
+    # empty: no link. Mock signatures are well-formed but exist on no cluster.
+    mock_explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
     # Mock market: each tick, token prices move by MARKET_VOLATILITY (log, 1 sigma) and
     # revert toward their reference price by MARKET_REVERSION; 0 volatility freezes them.
     market_tick_ms: int = 1000
@@ -203,6 +206,7 @@ _ENV: dict[str, tuple[str, object]] = {
     "MOCK_FAIL_RATE": ("mock_fail_rate", _decimal),
     "MOCK_FAIL_FIRST_N": ("mock_fail_first_n", int),
     "MOCK_SEED": ("mock_seed", _optional_int),
+    "MOCK_EXPLORER_TX_URL": ("mock_explorer_tx_url", str),
     "MARKET_TICK_MS": ("market_tick_ms", int),
     "MARKET_VOLATILITY": ("market_volatility", _decimal),
     "MARKET_REVERSION": ("market_reversion", _decimal),
@@ -297,6 +301,8 @@ def _check(s: Settings) -> None:
         problems.append("LOG_FORMAT must be console or json")
     if s.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if s.mock_explorer_tx_url and "{tx_hash}" not in s.mock_explorer_tx_url:
+        problems.append("MOCK_EXPLORER_TX_URL must contain {tx_hash} (or be empty for no link)")
     if s.use_real_devnet:
         problems.append("USE_REAL_DEVNET=true is not available yet: only the mock DEX is built")
     if problems:

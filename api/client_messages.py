@@ -86,7 +86,7 @@ def event_details(event: Event) -> dict[str, Any]:
                 "quote": quote_details(event.quote) if event.quote else None,
             }
         case OrderSubmitted():
-            return {"dex": event.dex, "txHash": event.tx_hash}
+            return {"dex": event.dex, "txHash": event.tx_hash, "explorerUrl": event.explorer_url}
         case SwapRequested():
             return {"dex": event.dex}
         case OrderConfirmed():

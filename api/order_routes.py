@@ -177,7 +177,8 @@ async def cancel_order(order_id: OrderIdPath, request: Request[Any, Any, Any], s
         order, _ = await handle(
             state.store,
             oid,
-            CancelOrder(command_id=f"{oid}:cancel"),
+            # With API keys, the key's user; an open API cannot tell who asked.
+            CancelOrder(command_id=f"{oid}:cancel", by=caller or "user"),
             actor="api",
             issued_at=datetime.now(UTC),
         )

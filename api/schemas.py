@@ -79,6 +79,11 @@ class OrderView(msgspec.Struct, kw_only=True):
     version: int
     expiresAt: Timestamp | None
     bestPrice: DecimalText | None
+    explorerUrl: Annotated[
+        str | None, Meta(description="Where the venue says the transaction can be looked up, once submitted")
+    ]
+    cancelReason: str | None
+    cancelledBy: Annotated[str | None, Meta(description="Who cancelled it: the user, or the API key's user")]
 
 
 class OrderPage(msgspec.Struct, kw_only=True):
@@ -294,6 +299,9 @@ ORDER_VIEW_EXAMPLE: dict[str, Any] = {
     "version": 5,
     "expiresAt": None,
     "bestPrice": None,
+    "explorerUrl": "https://explorer.solana.com/tx/5Yq…?cluster=devnet",
+    "cancelReason": None,
+    "cancelledBy": None,
 }
 # From a running engine (`docs/api.md`): six SOL→USDC orders (one waiting for its limit price,
 # one cancelled, one failed) and one USDC→SOL.

@@ -49,6 +49,7 @@ class RequestSwap(Command, frozen=True, kw_only=True):
 
 class RecordSubmission(Command, frozen=True, kw_only=True):
     tx_hash: str
+    explorer_url: str | None = None
 
 
 class RecordConfirmation(Command, frozen=True, kw_only=True):

@@ -89,6 +89,9 @@ class SwapRequested(Event, frozen=True, kw_only=True):
 class OrderSubmitted(Event, frozen=True, kw_only=True):
     dex: str
     tx_hash: str
+    # Where the venue says the transaction can be looked up (None: it gave no link, or the
+    # event predates links). Recorded, not derived later, so replays never depend on config.
+    explorer_url: str | None = None
 
 
 class OrderConfirmed(Event, frozen=True, kw_only=True):

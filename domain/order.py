@@ -134,6 +134,9 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     amount_out: Decimal | None = None
     attempts: int = 0
     last_error: str | None = None
+    explorer_url: str | None = None
+    cancel_reason: str | None = None
+    cancelled_by: str | None = None
 
     @property
     def is_priority(self) -> bool:
@@ -200,7 +203,7 @@ def evolve(state: OrderState, event: Event) -> OrderState:
         case SwapRequested():
             changes.update(swap_key=event.idempotency_key)
         case OrderSubmitted():
-            changes.update(tx_hash=event.tx_hash)
+            changes.update(tx_hash=event.tx_hash, explorer_url=event.explorer_url)
         case OrderConfirmed():
             changes.update(
                 tx_hash=event.tx_hash,
@@ -211,6 +214,8 @@ def evolve(state: OrderState, event: Event) -> OrderState:
             changes.update(attempts=max(state.attempts, event.attempt + 1), last_error=event.error)
         case OrderFailed():
             changes.update(attempts=max(state.attempts, event.attempts), last_error=event.error)
+        case OrderCancelled():
+            changes.update(cancel_reason=event.reason, cancelled_by=event.by)
     return msgspec.structs.replace(state, **changes)
 
 
@@ -234,7 +239,8 @@ def decide(state: OrderState, command: Command) -> list[Event]:
         case RecordSubmission():
             _require(state, "building", "submit")
             assert state.chosen_dex is not None
-            return [OrderSubmitted(dex=state.chosen_dex, tx_hash=command.tx_hash)]
+            link = command.explorer_url
+            return [OrderSubmitted(dex=state.chosen_dex, tx_hash=command.tx_hash, explorer_url=link)]
         case RecordConfirmation():
             return _confirm(state, command)
         case RecordAttemptFailure():

@@ -70,8 +70,20 @@ class Dex(Protocol):
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote: ...
 
-    async def submit(self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal) -> str:
-        """Send the swap; returns its transaction hash."""
+    async def submit(
+        self,
+        order_id: str,
+        quote: Quote,
+        amount: Decimal,
+        min_out: Decimal,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Send the swap; returns its transaction hash. The same `idempotency_key` must
+        never swap twice (a re-send after a crash returns the first transaction)."""
+        ...
+
+    def explorer_url(self, tx_hash: str) -> str | None:
+        """Where a person can look the transaction up (None: nowhere to link to)."""
         ...
 
     async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:

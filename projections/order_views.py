@@ -47,6 +47,9 @@ _FIELDS = {
     "version": "version",
     "expires_at": "expiresAt",
     "best_price": "bestPrice",
+    "explorer_url": "explorerUrl",
+    "cancel_reason": "cancelReason",
+    "cancelled_by": "cancelledBy",
 }
 
 _QUOTE_KEYS = {"expected_out": "expectedOut"}

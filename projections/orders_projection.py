@@ -48,19 +48,21 @@ _UPSERT = """
 INSERT INTO orders (id, user_id, order_type, token_in, token_out, amount, limit_price,
     slippage_tolerance, status, created_at, updated_at, attempts, last_error, chosen_dex,
     chosen_quote, quotes, expected_out, min_out, executed_price, amount_out, tx_hash, version,
-    expires_at, best_price)
+    expires_at, best_price, explorer_url, cancel_reason, cancelled_by)
 VALUES (%(id)s, %(user_id)s, %(order_type)s, %(token_in)s, %(token_out)s, %(amount)s,
     %(limit_price)s, %(slippage_tolerance)s, %(status)s, %(created_at)s, %(updated_at)s,
     %(attempts)s, %(last_error)s, %(chosen_dex)s, %(chosen_quote)s::jsonb, %(quotes)s::jsonb,
     %(expected_out)s, %(min_out)s, %(executed_price)s, %(amount_out)s, %(tx_hash)s, %(version)s,
-    %(expires_at)s, %(best_price)s)
+    %(expires_at)s, %(best_price)s, %(explorer_url)s, %(cancel_reason)s, %(cancelled_by)s)
 ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, attempts = EXCLUDED.attempts,
     last_error = EXCLUDED.last_error, chosen_dex = EXCLUDED.chosen_dex,
     chosen_quote = EXCLUDED.chosen_quote, quotes = EXCLUDED.quotes,
     expected_out = EXCLUDED.expected_out, min_out = EXCLUDED.min_out,
     executed_price = EXCLUDED.executed_price, amount_out = EXCLUDED.amount_out,
-    tx_hash = EXCLUDED.tx_hash, version = EXCLUDED.version, best_price = EXCLUDED.best_price
+    tx_hash = EXCLUDED.tx_hash, version = EXCLUDED.version, best_price = EXCLUDED.best_price,
+    explorer_url = EXCLUDED.explorer_url, cancel_reason = EXCLUDED.cancel_reason,
+    cancelled_by = EXCLUDED.cancelled_by
 WHERE orders.version < EXCLUDED.version
 """
 
@@ -92,6 +94,9 @@ def row_params(state: OrderState, history: list[RecordedEvent]) -> dict[str, Any
         "version": state.version,
         "expires_at": state.expires_at,
         "best_price": state.best_price,
+        "explorer_url": state.explorer_url,
+        "cancel_reason": state.cancel_reason,
+        "cancelled_by": state.cancelled_by,
     }
 
 

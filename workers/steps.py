@@ -285,9 +285,9 @@ class OrderSteps:
             )
         assert state.swap_key is not None
         tx_hash = await self.dexes[quote.dex].submit(order_id, quote, state.amount, min_out, state.swap_key)
-        await self._record(
-            "submit", order_id, RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash), attempt
-        )
+        link = self.dexes[quote.dex].explorer_url(tx_hash)
+        command = RecordSubmission(command_id=f"{order_id}:submit", tx_hash=tx_hash, explorer_url=link)
+        await self._record("submit", order_id, command, attempt)
         log.info(
             "submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash}
         )

@@ -172,7 +172,9 @@ def _execute(o: OrderDriver, rng: random.Random, fresh_quotes: list[Quote] | Non
     if not _retry_or_fail(o, rng, "submit"):
         return
     tx_hash = uuid.uuid4().hex + uuid.uuid4().hex[:24]
-    o.do(RecordSubmission(command_id=f"{oid}:submit", tx_hash=tx_hash), "worker:submit", rng.uniform(20, 80))
+    link = f"https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
+    submitted = RecordSubmission(command_id=f"{oid}:submit", tx_hash=tx_hash, explorer_url=link)
+    o.do(submitted, "worker:submit", rng.uniform(20, 80))
     if not _retry_or_fail(o, rng, "confirm"):
         return
     expected = o.state.expected_out or Decimal(0)

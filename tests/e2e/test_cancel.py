@@ -29,6 +29,8 @@ def test_waiting_limit_order_is_cancelled_and_a_repeat_cancel_answers_the_same(e
     first, again = cancel(engine, order_id), cancel(engine, order_id)
     assert first.status_code == again.status_code == 200
     assert first.json()["status"] == again.json()["status"] == "cancelled"
+    order = engine.wait_for_status(order_id, {"cancelled"})
+    assert (order["cancelReason"], order["cancelledBy"]) == ("cancelled by the user", "user")
     messages, close_code = anyio.run(collect, engine.base_url, order_id)
     statuses = [m["status"] for m in messages]  # a new best price is streamed as another "waiting"
     assert statuses == ["pending"] + ["waiting"] * (len(statuses) - 2) + ["cancelled"] and len(statuses) >= 3

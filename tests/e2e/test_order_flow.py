@@ -25,6 +25,8 @@ def test_order_goes_pending_to_confirmed_through_the_worker(engine: Engine) -> N
     assert order["status"] == "confirmed", order
     assert order["txHash"] and order["executedPrice"] and order["chosenDex"] in {"raydium", "meteora"}
     assert order["attempts"] == 1 and order["lastError"] is None
+    assert order["explorerUrl"] == f"https://explorer.solana.com/tx/{order['txHash']}?cluster=devnet"
+    assert order["cancelReason"] is None and order["cancelledBy"] is None
     assert {q["dex"] for q in order["quotes"]} == {"raydium", "meteora"}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from db.migrate import MIGRATIONS_DIR
 from projections import orders_projection, stats_projection
 from projections.audit import AuditReport, audit
 from projections.log_follower import LogFollower
@@ -165,3 +166,25 @@ async def test_a_gap_and_an_event_after_the_end_are_reported_and_the_audit_carri
     assert ("unfoldable", ended, last + 1) in kinds
     gap = next(d for d in found if d.kind == "version_gap")
     assert gap.detail == "version 3 missing before version 4"
+
+
+async def test_migration_0009_fills_links_and_cancellations_of_rows_projected_before_it(
+    own_pool: Pool, own_database_url: str
+) -> None:
+    write_log(own_database_url, mixed_orders(150, seed=15))
+    await follow_all(own_pool)
+    async with own_pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FILTER (WHERE explorer_url IS NOT NULL), count(*) FILTER (WHERE cancelled_by"
+            " IS NOT NULL) FROM orders"
+        )
+        projected = await cur.fetchone()
+        # The columns as 0009 found them on a database projected before it.
+        await conn.execute("UPDATE orders SET explorer_url = NULL, cancel_reason = NULL, cancelled_by = NULL")
+    assert projected is not None and projected[0] > 50 and projected[1] > 0
+    stale = await run_audit(own_database_url)
+    assert {d.field for d in stale.divergences} == {"explorer_url", "cancel_reason", "cancelled_by"}
+
+    async with own_pool.connection() as conn:
+        await conn.execute(MIGRATIONS_DIR.joinpath("0009_orders_links_and_cancellation.sql").read_text())
+    assert (await run_audit(own_database_url)).divergences == []

@@ -138,6 +138,12 @@ def test_submit_returns_a_base58_encoded_64_byte_signature() -> None:
     assert len(b58decode(tx_hash)) == 64
 
 
+def test_the_explorer_link_names_the_transaction_or_is_absent() -> None:
+    linked = raydium(explorer_tx_url="https://explorer.solana.com/tx/{tx_hash}?cluster=devnet")
+    assert linked.explorer_url("5Yq") == "https://explorer.solana.com/tx/5Yq?cluster=devnet"
+    assert raydium().explorer_url("5Yq") is None
+
+
 def test_each_submission_gets_a_new_signature() -> None:
     dex = instant(raydium)
     q = a_quote(dex)

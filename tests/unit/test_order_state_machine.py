@@ -36,6 +36,7 @@ from domain.events import (
     OrderWaiting,
     RetryScheduled,
     SwapRequested,
+    decode_event,
 )
 from domain.handling import handle
 from domain.order import TERMINAL, OrderState, Status, decide, evolve, fold
@@ -228,7 +229,21 @@ def test_build_sets_min_out_from_expected_and_slippage() -> None:
 def test_submission_records_the_tx_hash_on_the_chosen_dex() -> None:
     state, events = apply(build(route(place())), RecordSubmission(command_id="s", tx_hash=TX_HASH))
     assert events == [OrderSubmitted(dex="raydium", tx_hash=TX_HASH)]
-    assert (state.status, state.tx_hash) == ("submitted", TX_HASH)
+    assert (state.status, state.tx_hash, state.explorer_url) == ("submitted", TX_HASH, None)
+
+
+def test_submission_records_the_explorer_link_the_venue_gave() -> None:
+    link = f"https://explorer.solana.com/tx/{TX_HASH}?cluster=devnet"
+    command = RecordSubmission(command_id="s", tx_hash=TX_HASH, explorer_url=link)
+    building = build(route(place()))
+    state, events = apply(building, command)
+    assert events == [OrderSubmitted(dex="raydium", tx_hash=TX_HASH, explorer_url=link)]
+    assert state.explorer_url == link
+    # Submissions logged before links existed decode without one.
+    old = decode_event(f'{{"type": "OrderSubmitted", "dex": "raydium", "tx_hash": "{TX_HASH}"}}')
+    assert (
+        old == OrderSubmitted(dex="raydium", tx_hash=TX_HASH) and evolve(building, old).explorer_url is None
+    )
 
 
 def test_happy_path_goes_pending_routing_building_submitted_confirmed() -> None:
@@ -383,6 +398,7 @@ def test_cancel_is_allowed_until_submission_and_refused_after() -> None:
         cancelled, events = apply(state, CancelOrder(command_id="c", by="user-1"))
         assert [type(e) for e in events] == [OrderCancelled]
         assert cancelled.status == "cancelled" and cancelled.is_terminal
+        assert (cancelled.cancel_reason, cancelled.cancelled_by) == ("cancelled by the user", "user-1")
     with pytest.raises(CannotCancel) as refused:
         decide(submit(build(route(place()))), CancelOrder(command_id="c"))
     assert refused.value.status == "submitted"

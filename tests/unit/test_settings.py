@@ -33,6 +33,9 @@ def test_a_bad_value_names_the_variable() -> None:
         load_settings({"MOCK_FAIL_RATE": "2"})
     with pytest.raises(SettingsError, match="MOCK_LAUNCHES"):
         load_settings({"MOCK_LAUNCHES": "NOPE=2026-01-01T00:00:00Z"})
+    with pytest.raises(SettingsError, match=r"MOCK_EXPLORER_TX_URL must contain \{tx_hash\}"):
+        load_settings({"MOCK_EXPLORER_TX_URL": "https://explorer.example/tx"})
+    assert load_settings({"MOCK_EXPLORER_TX_URL": ""}).mock_explorer_tx_url == ""
 
 
 def test_scheduled_launches_are_parsed_with_their_timezone() -> None:
