@@ -233,7 +233,7 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
             "statsRowsCompared": report.stats_rows_compared,
             "seconds": round(report.seconds, 3),
             "eventsPerSecond": round(report.events_per_s),
-            "divergences": [d.__dict__ for d in report.divergences],
+            "divergences": [_divergence_json(d) for d in report.divergences],
         }
         print(json.dumps(body, default=str))
     else:
@@ -251,6 +251,18 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
             print(line)
         print("no divergences" if not report.divergences else f"{len(report.divergences)} divergences")
     return EXIT_FAILED if report.divergences else EXIT_OK
+
+
+def _divergence_json(d: Any) -> dict[str, Any]:
+    return {
+        "kind": d.kind,
+        "orderId": d.order_id,
+        "detail": d.detail,
+        "field": d.field,
+        "logValue": d.log_value,
+        "readModelValue": d.read_model_value,
+        "version": d.version,
+    }
 
 
 class _Progress:

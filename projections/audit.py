@@ -51,11 +51,25 @@ _JSON_COLUMNS = ("chosen_quote", "quotes")
 _AS_TEXT = {"id", "order_id", "created_at", "updated_at"}
 
 
+# What a divergence can be: the log's own checks, then the orders and the statistics tables.
+KINDS = (
+    "hash_mismatch",
+    "version_gap",
+    "position_order",
+    "unfoldable",
+    "field",
+    "missing_row",
+    "extra_row",
+    "stats_field",
+    "stats_missing_row",
+    "stats_extra_row",
+    "stats_sum",
+)
+
+
 @dataclass(frozen=True)
 class Divergence:
-    # version_gap, position_order, hash_mismatch, unfoldable, missing_row, extra_row, field (orders);
-    # stats_missing_row, stats_extra_row, stats_field, stats_sum (statistics)
-    kind: str
+    kind: str  # one of KINDS
     order_id: str  # for stats_sum: the table and key of the sum, e.g. "stats_pairs[SOL,USDC,confirmed]"
     detail: str
     field: str | None = None
@@ -396,4 +410,4 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["AuditReport", "Divergence", "audit"]
+__all__ = ["KINDS", "AuditReport", "Divergence", "audit"]

@@ -117,7 +117,7 @@ class RebuildRunning(RebuildError):
         super().__init__(f"a rebuild of {name} is already running")
 
 
-class Swapped(msgspec.Struct, kw_only=True):
+class Swapped(msgspec.Struct, kw_only=True, rename="camel"):
     """What one projection's rebuild did."""
 
     name: str
@@ -125,12 +125,12 @@ class Swapped(msgspec.Struct, kw_only=True):
     caught_up: int  # events applied to the shadow after the bulk scan
 
 
-class RebuildReport(msgspec.Struct, kw_only=True):
+class RebuildReport(msgspec.Struct, kw_only=True, rename="camel"):
     projections: list[Swapped]
     events: int  # events in the bulk scan
     seconds: float
     workers: int = 1  # scan processes
-    phases: dict[str, float] = {}  # seconds per phase: scan, indexes, catch_up, swap
+    phases: dict[str, float] = {}  # seconds per phase: scan, indexes, catchUp, swap
 
 
 # -- connections ------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ async def rebuild(
             for job in jobs:
                 mark = time.perf_counter()
                 position, applied = await _catch_up_unlocked(control, job, job.upto)
-                phases["catch_up"] = phases.get("catch_up", 0.0) + time.perf_counter() - mark
+                phases["catchUp"] = phases.get("catchUp", 0.0) + time.perf_counter() - mark
                 mark = time.perf_counter()
                 result = await _swap(control, job, position)
                 phases["swap"] = phases.get("swap", 0.0) + time.perf_counter() - mark
@@ -361,7 +361,7 @@ CROSS JOIN (SELECT coalesce(max(position), 0) AS position FROM events) AS head
 """
 
 
-class FollowerStatus(msgspec.Struct, kw_only=True):
+class FollowerStatus(msgspec.Struct, kw_only=True, rename="camel"):
     name: str
     position: int  # its checkpoint
     head: int  # the log's last position

@@ -426,7 +426,11 @@ def main() -> None:
             f"fill {total / copied:,.0f} events/s (COPY); "
             + "; ".join(f"rebuild {t} {r:,.0f} events/s" for t, r in medians.items())
             + f" (median of {args.runs})"
-            + (f"; audit {statistics.median(audits):,.0f} events/s (median of {len(audits)})" * bool(audits))
+            + (
+                f"; audit {statistics.median(audits):,.0f} events/s (median of {len(audits)})"
+                if audits
+                else ""
+            )
         )
 
 

@@ -116,19 +116,19 @@ def test_audit_passes_on_a_consistent_engine_then_finds_an_edited_row_and_a_tamp
     found = cli(audited, "audit", "--json")
     assert found.returncode == 1
     divergences = json.loads(found.stdout)["divergences"]
-    row = [d for d in divergences if d["order_id"] == edited]
+    row = [d for d in divergences if d["orderId"] == edited]
     assert row == [
         {
             "kind": "field",
-            "order_id": edited,
+            "orderId": edited,
             "detail": "tx_hash differs",
             "field": "tx_hash",
-            "log_value": row[0]["log_value"],
-            "read_model_value": "forged",
+            "logValue": row[0]["logValue"],
+            "readModelValue": "forged",
             "version": None,
         }
-    ] and row[0]["log_value"] not in (None, "forged")
-    broken = [d for d in divergences if d["order_id"] == tampered and d["kind"] == "hash_mismatch"]
+    ] and row[0]["logValue"] not in (None, "forged")
+    broken = [d for d in divergences if d["orderId"] == tampered and d["kind"] == "hash_mismatch"]
     assert [d["version"] for d in broken] == [1]  # the edited event, and only it
     text = cli(audited, "audit")
     assert text.returncode == 1 and "DIVERGENCE hash_mismatch" in text.stdout and "forged" in text.stdout

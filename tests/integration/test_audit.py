@@ -13,7 +13,7 @@ import pytest
 
 from db.migrate import MIGRATIONS_DIR
 from projections import orders_projection, stats_projection
-from projections.audit import AuditReport, audit
+from projections.audit import KINDS, AuditReport, audit
 from projections.log_follower import LogFollower
 from tests.benchmarks.rebuild import write_log
 from tests.integration.order_logs import HANDLERS, Pool, follow_all, mixed_orders
@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 async def run_audit(url: str) -> AuditReport:
-    return await audit(url)
+    report = await audit(url)
+    assert {d.kind for d in report.divergences} <= set(KINDS)  # each one documented in docs/operations.md
+    return report
 
 
 async def one_row(pool: Pool, query: str, *params: Any) -> tuple[Any, ...]:

@@ -29,7 +29,7 @@ def test_status_as_json_and_as_a_table(own_database_url: str, capsys: pytest.Cap
     assert run(own_database_url, "projections", "status", "--json") == 0
     followers = json.loads(capsys.readouterr().out)
     assert [f["name"] for f in followers] == ["orders", "stats", "redis_relay"]
-    assert followers[0]["lag_events"] == followers[0]["head"] >= 50
+    assert followers[0]["lagEvents"] == followers[0]["head"] >= 50
     assert run(own_database_url, "projections", "status") == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["NAME", "POSITION", "HEAD", "LAG", "EVENTS", "LAG", "S", "STATE"]

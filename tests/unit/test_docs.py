@@ -220,3 +220,12 @@ def test_the_checks_catch_an_undocumented_route(api_md: str, collection: dict[st
     assert not http_mention("GET", "/api/orders/{param}/fills").search(api_md)
     assert not http_mention("GET", "/api/order").search(api_md)  # a prefix of a real route is not a mention
     assert not ws_url("/ws/orders").search(api_md)
+
+
+def test_operations_md_explains_every_audit_divergence_and_operator_command() -> None:
+    from projections.audit import KINDS
+
+    text = (DOCS / "operations.md").read_text()
+    assert [k for k in KINDS if f"`{k}`" not in text] == []
+    commands = ["replay", "audit", "projections status", "projections rebuild", "events tail"]
+    assert [c for c in commands if f"orderengine {c}" not in text] == []
