@@ -6,9 +6,11 @@ made, and a stats projection that merely lags the orders projection is not a div
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 
 from db.migrate import MIGRATIONS_DIR
@@ -190,3 +192,44 @@ async def test_migration_0009_fills_links_and_cancellations_of_rows_projected_be
     async with own_pool.connection() as conn:
         await conn.execute(MIGRATIONS_DIR.joinpath("0009_orders_links_and_cancellation.sql").read_text())
     assert (await run_audit(own_database_url)).divergences == []
+
+
+async def test_an_audit_while_orders_are_appended_and_projected_finds_nothing(
+    own_pool: Pool, own_database_url: str
+) -> None:
+    """The audit's connections share one snapshot: rows, checkpoints and events that move
+    on meanwhile never show up as divergences."""
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    batches = [mixed_orders(40, seed=100 + i, start=start + timedelta(minutes=i)) for i in range(12)]
+    write_log(own_database_url, batches[0])
+    await follow_all(own_pool)
+    writing = True
+
+    async def append() -> None:
+        nonlocal writing
+        for batch in batches[1:]:
+            await anyio.to_thread.run_sync(write_log, own_database_url, batch)
+        writing = False
+
+    async def project() -> None:
+        followers = [LogFollower(own_pool, name, step, batch_size=25) for name, step in HANDLERS.items()]
+        while writing:
+            for follower in followers:
+                await follower.step()
+            await anyio.sleep(0)
+
+    reports: list[AuditReport] = []
+
+    async def audit_meanwhile() -> None:
+        while writing:
+            reports.append(await run_audit(own_database_url))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(append)
+        tasks.start_soon(project)
+        tasks.start_soon(audit_meanwhile)
+    await follow_all(own_pool)
+    reports.append(await run_audit(own_database_url))
+    assert len(reports) >= 2 and all(r.divergences == [] for r in reports)
+    assert reports[-1].events == sum(map(len, batches)) and reports[0].events < reports[-1].events
+    assert any(0 < r.stats_checkpoint < reports[-1].stats_checkpoint for r in reports[:-1])
