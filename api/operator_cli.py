@@ -90,13 +90,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"orderengine: {exc}", file=sys.stderr)
         return exc.code
     except psycopg.OperationalError as exc:
-        print(f"orderengine: cannot reach the database: {str(exc).strip()}", file=sys.stderr)
+        print(f"orderengine: {unreachable(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
         print("orderengine: the database is not migrated: run `orderengine migrate` first", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def unreachable(exc: psycopg.OperationalError) -> str:
+    # libpq's message runs over several lines ("Is the server running…"): the first says it.
+    lines = str(exc).strip().splitlines()
+    return f"cannot reach the database: {lines[0] if lines else type(exc).__name__}"
 
 
 @contextlib.contextmanager

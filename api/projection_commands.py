@@ -168,9 +168,7 @@ def _duration(seconds: float) -> str:
 
 
 def _unreachable(exc: psycopg.OperationalError) -> CommandError:
-    # libpq's message runs over several lines ("Is the server running…"): the first says it.
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return CommandError(f"cannot reach the database: {first}", EXIT_FAILED)
+    return CommandError(operator_cli.unreachable(exc), EXIT_FAILED)
 
 
 async def _status(url: str, args: argparse.Namespace) -> int:

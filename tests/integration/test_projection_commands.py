@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from adapters.settings import Settings
-from api import projection_commands
+from api import operator_cli, projection_commands
 from tests.benchmarks.rebuild import simulate_log, write_log
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 def run(database_url: str | None, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="orderengine")
-    projection_commands.register(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    projection_commands.register(commands)
+    operator_cli.register(commands)
     args = parser.parse_args(argv)
     return projection_commands.run(Settings(database_url=database_url), args)
 
@@ -85,8 +87,9 @@ def test_an_unknown_projection_is_a_usage_error(capsys: pytest.CaptureFixture[st
 
 
 def test_an_unreachable_database_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in (["status"], ["rebuild"]):
-        assert run("postgresql://postgres@127.0.0.1:1/none", "projections", *command) == 1
+    order = "0b3c2f4e-3f9a-4f7e-9d55-1c6f0c0f0a11"
+    for command in (["projections", "status"], ["projections", "rebuild"], ["audit"], ["replay", order]):
+        assert run("postgresql://postgres@127.0.0.1:1/none", *command) == 1
         err = capsys.readouterr().err
         assert err.startswith("orderengine: cannot reach the database: ") and err.count("\n") == 1
         assert "Traceback" not in err
