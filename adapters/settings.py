@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The first N mock swap submissions in each worker process fail transiently.
     mock_fail_first_n: int = 0
     mock_seed: int | None = None
+    # Rebuild a projection (shadow tables, then a swap) when its code is a newer version
+    # than the one that built its tables; off: only `orderengine projections rebuild` does.
+    projection_auto_rebuild: bool = True
     # The explorer link the mock venues record for a transaction ({tx_hash} is replaced);
     # empty: no link. Mock signatures are well-formed but exist on no cluster.
     mock_explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
@@ -207,6 +210,7 @@ _ENV: dict[str, tuple[str, object]] = {
     "MOCK_FAIL_FIRST_N": ("mock_fail_first_n", int),
     "MOCK_SEED": ("mock_seed", _optional_int),
     "MOCK_EXPLORER_TX_URL": ("mock_explorer_tx_url", str),
+    "PROJECTION_AUTO_REBUILD": ("projection_auto_rebuild", _bool),
     "MARKET_TICK_MS": ("market_tick_ms", int),
     "MARKET_VOLATILITY": ("market_volatility", _decimal),
     "MARKET_REVERSION": ("market_reversion", _decimal),

@@ -237,6 +237,7 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
             "statsCheckpoint": report.stats_checkpoint,
             "rowsCompared": report.rows_compared,
             "statsRowsCompared": report.stats_rows_compared,
+            "outdated": report.outdated,
             "seconds": round(report.seconds, 3),
             "eventsPerSecond": round(report.events_per_s),
             "divergences": [_divergence_json(d) for d in report.divergences],
@@ -249,6 +250,11 @@ async def _audit(url: str, args: argparse.Namespace) -> int:
             f"{report.rows_compared} orders rows up to position {report.checkpoint}, "
             f"{report.stats_rows_compared} stats rows up to position {report.stats_checkpoint}, and the sums"
         )
+        for name in report.outdated:
+            print(
+                f"note: the {name} projection was built by older code; a rebuild is due "
+                f"(`orderengine projections rebuild {name}`), and until then its rows may differ"
+            )
         for d in report.divergences:
             where = f" v{d.version}" if d.version else ""
             line = f"DIVERGENCE {d.kind} {d.order_id}{where}: {d.detail}"

@@ -167,6 +167,19 @@ def _duration(seconds: float) -> str:
 # -- status ------------------------------------------------------------------------------------
 
 
+def _version(f: projection_rebuild.FollowerStatus) -> str:
+    if f.code_version is None:
+        return "-"
+    return str(f.version if f.version is not None else f.code_version)
+
+
+def _state(f: projection_rebuild.FollowerStatus) -> str:
+    if f.rebuilding:
+        return "rebuilding"
+    state = "caught up" if f.lag_events == 0 else "behind"
+    return f"{state}, outdated: the code is version {f.code_version}" if f.outdated else state
+
+
 def _unreachable(exc: psycopg.OperationalError) -> CommandError:
     return CommandError(operator_cli.unreachable(exc), EXIT_FAILED)
 
@@ -177,17 +190,18 @@ async def _status(url: str, args: argparse.Namespace) -> int:
     except psycopg.OperationalError as exc:
         raise _unreachable(exc) from None
     if args.json:
-        print(json.dumps(msgspec.to_builtins(followers)))
+        print(json.dumps([{**msgspec.to_builtins(f), "outdated": f.outdated} for f in followers]))
         return EXIT_OK
-    header = ("NAME", "POSITION", "HEAD", "LAG EVENTS", "LAG S", "STATE")
+    header = ("NAME", "VERSION", "POSITION", "HEAD", "LAG EVENTS", "LAG S", "STATE")
     rows = [header] + [
         (
             f.name,
+            _version(f),
             str(f.position),
             str(f.head),
             f"{f.lag_events:,}",
             f"{f.lag_seconds:.1f}",
-            "rebuilding" if f.rebuilding else ("caught up" if f.lag_events == 0 else "behind"),
+            _state(f),
         )
         for f in followers
     ]

@@ -33,12 +33,24 @@ async def read_checkpoint(conn: AsyncConnection[Any], name: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def write_checkpoint(conn: AsyncConnection[Any], name: str, position: int) -> None:
-    await conn.execute(
-        "INSERT INTO projection_checkpoints (name, position) VALUES (%s, %s)"
-        " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
-        (name, position),
-    )
+async def write_checkpoint(
+    conn: AsyncConnection[Any], name: str, position: int, version: int | None = None
+) -> None:
+    """Move the checkpoint; with `version` (a rebuild's swap), also record which version of
+    the projection's code built the tables."""
+    if version is None:
+        await conn.execute(
+            "INSERT INTO projection_checkpoints (name, position) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+            (name, position),
+        )
+    else:
+        await conn.execute(
+            "INSERT INTO projection_checkpoints (name, position, version) VALUES (%s, %s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, version = EXCLUDED.version,"
+            " updated_at = now()",
+            (name, position, version),
+        )
 
 
 class LogFollower:
@@ -50,9 +62,12 @@ class LogFollower:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        version: int = 1,
     ) -> None:
         self.pool = pool
         self.name = name
+        # Recorded when this follower starts the projection from nothing: it builds every row.
+        self.version = version
         self.handler = handler
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -64,9 +79,9 @@ class LogFollower:
             async with conn.transaction():
                 # Row lock on the checkpoint: two followers of one name never interleave.
                 await conn.execute(
-                    "INSERT INTO projection_checkpoints (name, position) VALUES (%s, 0)"
+                    "INSERT INTO projection_checkpoints (name, position, version) VALUES (%s, 0, %s)"
                     " ON CONFLICT (name) DO NOTHING",
-                    (self.name,),
+                    (self.name, self.version),
                 )
                 cur = await conn.execute(
                     "SELECT position FROM projection_checkpoints WHERE name = %s FOR UPDATE",

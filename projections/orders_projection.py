@@ -44,6 +44,11 @@ def _is_uuid(value: str) -> bool:
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
+# The version of this projection's code: raise it when a change alters what rows hold,
+# and the scheduler rebuilds the table from the log (projections/rebuild.py).
+# 1: the first; 2: explorer_url, cancel_reason, cancelled_by (migration 0009).
+VERSION = 2
+
 _UPSERT = """
 INSERT INTO orders (id, user_id, order_type, token_in, token_out, amount, limit_price,
     slippage_tolerance, status, created_at, updated_at, attempts, last_error, chosen_dex,

@@ -1,6 +1,9 @@
 """Rebuild projections from the log without downtime, and report how far each one is.
 
 `rebuild(db, name)` (all rebuildable projections when `name` is None, in one pass):
+`rebuild_outdated(db)` rebuilds those whose tables older code built (the version each
+projection's code declares against the one its checkpoint records, migration 0010);
+the scheduler runs it as it starts following the log.
 
 1. **Shadow tables** `{table}__rebuild`, shaped like the live ones, without indexes
    (projections/shadow_tables.py).
@@ -49,7 +52,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres_event_store import read_all
 from domain.ports import RecordedEvent
-from projections import bulk_load, orders_bulk, redis_relay, shadow_tables, stats_projection
+from projections import (
+    bulk_load,
+    orders_bulk,
+    orders_projection,
+    redis_relay,
+    shadow_tables,
+    stats_projection,
+)
 from projections.bulk_load import Builder
 from projections.log_follower import write_checkpoint
 from projections.rebuild_errors import RebuildError, ShadowError, UnfoldableLog
@@ -84,13 +94,19 @@ class Projection:
     builder: Callable[[], Builder]
     catch_up: CatchUp  # applies events to the shadow tables (live name -> shadow name)
     lock_key: int  # advisory lock: one rebuild of this projection at a time
+    version: int  # of its code; the swap records it with the checkpoint
 
 
 PROJECTIONS: dict[str, Projection] = {
     p.name: p
     for p in (
         Projection(
-            "orders", (orders_bulk.TABLE,), orders_bulk.OrdersBuilder, orders_bulk.catch_up, 0x6F65_7262_01
+            orders_projection.NAME,
+            (orders_bulk.TABLE,),
+            orders_bulk.OrdersBuilder,
+            orders_bulk.catch_up,
+            0x6F65_7262_01,
+            orders_projection.VERSION,
         ),
         Projection(
             stats_projection.NAME,
@@ -98,6 +114,7 @@ PROJECTIONS: dict[str, Projection] = {
             stats_projection.StatsBuilder,
             stats_projection.catch_up,
             0x6F65_7262_02,
+            stats_projection.VERSION,
         ),
     )
 }
@@ -156,13 +173,15 @@ async def _one_connection(db: Database) -> AsyncIterator[AsyncConnection[Any]]:
             yield conn
 
 
-def choose(name: str | None) -> list[Projection]:
-    """The projections `name` means (None: all); UnknownProjection otherwise."""
+def choose(name: str | Sequence[str] | None) -> list[Projection]:
+    """The projections `name` means (a name, several, or None: all); UnknownProjection otherwise."""
     if name is None:
         return list(PROJECTIONS.values())
-    if name not in PROJECTIONS:
-        raise UnknownProjection(name)
-    return [PROJECTIONS[name]]
+    names = [name] if isinstance(name, str) else list(name)
+    for n in names:
+        if n not in PROJECTIONS:
+            raise UnknownProjection(n)
+    return [PROJECTIONS[n] for n in names]
 
 
 # -- rebuild -----------------------------------------------------------------------------------
@@ -185,11 +204,15 @@ class _Job:
 
 
 async def rebuild(
-    db: Database, name: str | None = None, progress: Progress | None = None, workers: int | None = None
+    db: Database,
+    name: str | Sequence[str] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> RebuildReport:
-    """Rebuild `name` (None: every projection, from one scan) into shadows and swap them in.
-    `progress(events done, total)` is called as the scan goes; `workers`: processes for the
-    scan (default: projections/bulk_load.py decides by the log's size)."""
+    """Rebuild `name` (a list of names, or None: every projection; one scan for all) into
+    shadows and swap them in. `progress(events done, total)` is called as the scan goes;
+    `workers`: processes for the scan (default: projections/bulk_load.py decides by the
+    log's size)."""
     chosen = choose(name)
     url = _url(db)
     started = time.perf_counter()
@@ -336,7 +359,7 @@ async def _swap(conn: AsyncConnection[Any], job: _Job, position: int) -> Swapped
                 for shadow in job.shadows:
                     await shadow_tables.swap(conn, shadow)
                 final = max(live, position)
-                await write_checkpoint(conn, name, final)
+                await write_checkpoint(conn, name, final, job.projection.version)
             log.info("projection rebuilt and swapped in", extra={"projection": name, "position": final})
             return Swapped(name=name, position=final, caught_up=applied)
         except psycopg.errors.LockNotAvailable:
@@ -354,7 +377,8 @@ SELECT f.name, coalesce(c.position, 0), head.position,
            ORDER BY e.position LIMIT 1)), 0), 0)::float8,
        extract(epoch FROM clock_timestamp() - c.updated_at)::float8,
        EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-               AND l.classid::bigint = f.lock_key >> 32 AND l.objid::bigint = f.lock_key & 4294967295)
+               AND l.classid::bigint = f.lock_key >> 32 AND l.objid::bigint = f.lock_key & 4294967295),
+       c.version
 FROM unnest(%s::text[], %s::bigint[]) AS f(name, lock_key)
 LEFT JOIN projection_checkpoints c ON c.name = f.name
 CROSS JOIN (SELECT coalesce(max(position), 0) AS position FROM events) AS head
@@ -370,6 +394,13 @@ class FollowerStatus(msgspec.Struct, kw_only=True, rename="camel"):
     idle_seconds: float | None  # since its checkpoint last moved (None: it never ran)
     rebuilding: bool  # a rebuild of it is running now
     rebuildable: bool
+    version: int | None = None  # of the code that built its tables (None: not started)
+    code_version: int | None = None  # of this code (None: not a rebuildable projection)
+
+    @property
+    def outdated(self) -> bool:
+        """Its tables were built by older code than this: a rebuild is due."""
+        return self.version is not None and self.code_version is not None and self.version < self.code_version
 
     def stalled(self, after_s: float) -> bool:
         """Events have waited over `after_s` and it has not advanced for as long: stuck (a
@@ -394,6 +425,19 @@ async def status(db: Database, names: Sequence[str] = FOLLOWERS) -> list[Followe
             idle_seconds=None if idle is None else float(idle),
             rebuilding=bool(rebuilding),
             rebuildable=name in PROJECTIONS,
+            version=version,
+            code_version=PROJECTIONS[name].version if name in PROJECTIONS else None,
         )
-        for name, position, head, lag_events, lag_seconds, idle, rebuilding in rows
+        for name, position, head, lag_events, lag_seconds, idle, rebuilding, version in rows
     ]
+
+
+async def rebuild_outdated(db: Database, workers: int | None = None) -> RebuildReport | None:
+    """Rebuild (in one pass) the projections whose tables older code built; None if none is.
+    The scheduler calls it when it starts following the log, so deploying a new version
+    of a projection rebuilds it while the old tables serve."""
+    due = [f.name for f in await status(db, list(PROJECTIONS)) if f.outdated and not f.rebuilding]
+    if not due:
+        return None
+    log.info("rebuilding projections built by older code", extra={"projections": due})
+    return await rebuild(db, due, workers=workers)

@@ -35,6 +35,8 @@ from domain.order import STATUS_OF_EVENT, TERMINAL
 from domain.ports import RecordedEvent
 
 NAME = "stats"
+# The version of this projection's code (see orders_projection.VERSION).
+VERSION = 1
 
 ORDERS_TABLE = "stats_orders"
 USER_PAIRS_TABLE = "stats_user_pairs"

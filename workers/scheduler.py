@@ -28,6 +28,7 @@ from adapters.postgres_event_store import PostgresEventStore
 from adapters.settings import Settings
 from domain.events import Step
 from projections import orders_projection, redis_relay, stats_projection
+from projections import rebuild as projection_rebuild
 from projections.log_follower import LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 from workers.actors import OrderActors
@@ -38,6 +39,7 @@ from workers.redriver import StuckOrderRedriver
 log = logging.getLogger("orderengine.scheduler")
 
 HEARTBEAT_SECONDS = 5
+REBUILD_RETRY_S = 600.0
 
 
 async def run_scheduler_async(settings: Settings) -> None:
@@ -47,8 +49,12 @@ async def run_scheduler_async(settings: Settings) -> None:
     await pool.open(wait=True)
     redis = make_redis(settings)
     followers = [
-        LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch),
-        LogFollower(pool, stats_projection.NAME, stats_projection.apply_batch),
+        LogFollower(
+            pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+        ),
+        LogFollower(
+            pool, stats_projection.NAME, stats_projection.apply_batch, version=stats_projection.VERSION
+        ),
         LogFollower(
             pool,
             redis_relay.NAME,
@@ -136,8 +142,11 @@ async def run_scheduler_async(settings: Settings) -> None:
     async def follow_log() -> None:
         leader.set()
         metrics.SCHEDULER_LEADER.set(1)  # summed over live schedulers: other than 1 is worth an alert
+        upgrade = [rebuild_outdated(database_url)] if settings.projection_auto_rebuild else []
         try:
-            await asyncio.gather(*(f.run() for f in followers), listen_for_events(database_url, followers))
+            await asyncio.gather(
+                *(f.run() for f in followers), listen_for_events(database_url, followers), *upgrade
+            )
         finally:
             leader.clear()
             metrics.SCHEDULER_LEADER.set(0)
@@ -161,6 +170,26 @@ async def run_scheduler_async(settings: Settings) -> None:
         await redis.aclose()
         await pool.close()
         broker.close()
+
+
+async def rebuild_outdated(database_url: str, retry_after_s: float = REBUILD_RETRY_S) -> None:
+    """Rebuild the projections older code built, while the followers keep them serving; a
+    failed rebuild leaves the live tables as they were and is tried again later."""
+    while True:
+        try:
+            report = await projection_rebuild.rebuild_outdated(database_url)
+        except projection_rebuild.RebuildRunning:
+            return  # an operator's rebuild is at it
+        except Exception:
+            log.exception("rebuilding outdated projections failed; retrying in %.0f s", retry_after_s)
+            await asyncio.sleep(retry_after_s)
+            continue
+        if report is not None:
+            log.info(
+                "outdated projections rebuilt",
+                extra={"projections": [p.name for p in report.projections], "events": report.events},
+            )
+        return
 
 
 def run_scheduler(settings: Settings) -> int:

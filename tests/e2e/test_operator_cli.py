@@ -13,7 +13,9 @@ import httpx
 import psycopg
 import pytest
 
+from projections import orders_projection
 from tests.e2e.engine import REPO, Engine
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +134,26 @@ def test_audit_passes_on_a_consistent_engine_then_finds_an_edited_row_and_a_tamp
     assert [d["version"] for d in broken] == [1]  # the edited event, and only it
     text = cli(audited, "audit")
     assert text.returncode == 1 and "DIVERGENCE hash_mismatch" in text.stdout and "forged" in text.stdout
+
+
+def test_the_scheduler_rebuilds_a_projection_that_older_code_built(
+    start_engine: Callable[..., Engine], own_database_url: str
+) -> None:
+    # The orders read model as a deployment of version 1 of the projection left it.
+    with psycopg.connect(own_database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO projection_checkpoints (name, position, version) VALUES ('orders', 0, 1)")
+    engine = start_engine(database=own_database_url)
+
+    def versions() -> dict[str, object] | None:
+        shown = cli(engine, "projections", "status", "--json")
+        assert shown.returncode == 0, shown.stderr
+        statuses = {f["name"]: f for f in json.loads(shown.stdout)}
+        return statuses if not statuses["orders"]["outdated"] else None
+
+    statuses = wait_until(versions, timeout=60, interval=0.5, what="the orders projection rebuilt")
+    assert statuses["orders"]["version"] == statuses["orders"]["codeVersion"] == orders_projection.VERSION
+    assert "outdated projections rebuilt" in engine.log_path.read_text()
+    order_id, _ = confirmed_order(engine)  # the rebuilt table serves and follows on
+    audited = cli(engine, "audit", "--json")
+    assert audited.returncode == 0 and json.loads(audited.stdout)["outdated"] == [], audited.stdout
+    assert httpx.get(f"{engine.base_url}/api/orders/{order_id}", timeout=10).json()["status"] == "confirmed"

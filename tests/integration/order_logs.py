@@ -32,8 +32,16 @@ def mixed_orders(count: int, seed: int, start: datetime | None = None) -> list[R
     return sorted((e for e in events if e.at < cut), key=lambda r: r.at)
 
 
+VERSIONS = {p.NAME: p.VERSION for p in (orders_projection, stats_projection)}
+
+
+def follower(pool: Pool, name: str, batch_size: int = 37) -> LogFollower:
+    """The projection's follower as the scheduler runs it (its code's version included)."""
+    return LogFollower(pool, name, HANDLERS[name], batch_size=batch_size, version=VERSIONS[name])
+
+
 async def follow_all(pool: Pool, batch_size: int = 37) -> None:
-    for name, handler in HANDLERS.items():
-        follower = LogFollower(pool, name, handler, batch_size=batch_size)
-        while await follower.step():
+    for name in HANDLERS:
+        following = follower(pool, name, batch_size)
+        while await following.step():
             pass

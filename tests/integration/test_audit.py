@@ -16,9 +16,8 @@ import pytest
 from db.migrate import MIGRATIONS_DIR
 from projections import orders_projection, stats_projection
 from projections.audit import KINDS, AuditReport, audit
-from projections.log_follower import LogFollower
 from tests.benchmarks.rebuild import write_log
-from tests.integration.order_logs import HANDLERS, Pool, follow_all, mixed_orders
+from tests.integration.order_logs import HANDLERS, Pool, follow_all, follower, mixed_orders
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -104,7 +103,7 @@ async def test_a_stats_projection_behind_the_orders_projection_is_not_a_divergen
     write_log(own_database_url, log[:half])
     await follow_all(own_pool)
     write_log(own_database_url, log[half:])
-    orders = LogFollower(own_pool, orders_projection.NAME, HANDLERS[orders_projection.NAME], batch_size=50)
+    orders = follower(own_pool, orders_projection.NAME, batch_size=50)
     while await orders.step():
         pass
 
@@ -112,7 +111,7 @@ async def test_a_stats_projection_behind_the_orders_projection_is_not_a_divergen
     assert behind.divergences == []
     assert behind.stats_checkpoint < behind.checkpoint and behind.events == len(log)
 
-    stats = LogFollower(own_pool, stats_projection.NAME, HANDLERS[stats_projection.NAME], batch_size=50)
+    stats = follower(own_pool, stats_projection.NAME, batch_size=50)
     while await stats.step():
         pass
     caught_up = await run_audit(own_database_url)
@@ -172,7 +171,7 @@ async def test_a_gap_and_an_event_after_the_end_are_reported_and_the_audit_carri
     assert gap.detail == "version 3 missing before version 4"
 
 
-async def test_migration_0009_fills_links_and_cancellations_of_rows_projected_before_it(
+async def test_migrations_0009_and_0010_bring_rows_projected_before_them_to_version_2(
     own_pool: Pool, own_database_url: str
 ) -> None:
     write_log(own_database_url, mixed_orders(150, seed=15))
@@ -185,13 +184,17 @@ async def test_migration_0009_fills_links_and_cancellations_of_rows_projected_be
         projected = await cur.fetchone()
         # The columns as 0009 found them on a database projected before it.
         await conn.execute("UPDATE orders SET explorer_url = NULL, cancel_reason = NULL, cancelled_by = NULL")
+        await conn.execute("UPDATE projection_checkpoints SET version = 1 WHERE name = 'orders'")
     assert projected is not None and projected[0] > 50 and projected[1] > 0
     stale = await run_audit(own_database_url)
     assert {d.field for d in stale.divergences} == {"explorer_url", "cancel_reason", "cancelled_by"}
+    assert stale.outdated == ["orders"]  # explained: version 1 of the projection built them
 
     async with own_pool.connection() as conn:
-        await conn.execute(MIGRATIONS_DIR.joinpath("0009_orders_links_and_cancellation.sql").read_text())
-    assert (await run_audit(own_database_url)).divergences == []
+        for migration in ("0009_orders_links_and_cancellation", "0010_projection_versions"):
+            await conn.execute(MIGRATIONS_DIR.joinpath(f"{migration}.sql").read_text())
+    migrated = await run_audit(own_database_url)
+    assert migrated.divergences == [] and migrated.outdated == []
 
 
 async def test_an_audit_while_orders_are_appended_and_projected_finds_nothing(
@@ -212,10 +215,10 @@ async def test_an_audit_while_orders_are_appended_and_projected_finds_nothing(
         writing = False
 
     async def project() -> None:
-        followers = [LogFollower(own_pool, name, step, batch_size=25) for name, step in HANDLERS.items()]
+        followers = [follower(own_pool, name, batch_size=25) for name in HANDLERS]
         while writing:
-            for follower in followers:
-                await follower.step()
+            for each in followers:
+                await each.step()
             await anyio.sleep(0)
 
     reports: list[AuditReport] = []

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.settings import Settings
 from api import operator_cli, projection_commands
+from projections import orders_projection
 from tests.benchmarks.rebuild import simulate_log, write_log
 
 pytestmark = pytest.mark.integration
@@ -34,8 +35,18 @@ def test_status_as_json_and_as_a_table(own_database_url: str, capsys: pytest.Cap
     assert followers[0]["lagEvents"] == followers[0]["head"] >= 50
     assert run(own_database_url, "projections", "status") == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["NAME", "POSITION", "HEAD", "LAG", "EVENTS", "LAG", "S", "STATE"]
-    assert table[1].split()[0] == "orders" and table[1].endswith("behind")
+    assert table[0].split() == ["NAME", "VERSION", "POSITION", "HEAD", "LAG", "EVENTS", "LAG", "S", "STATE"]
+    code = orders_projection.VERSION
+    assert table[1].split()[:2] == ["orders", str(code)] and table[1].endswith("behind")
+    assert table[3].split()[:2] == ["redis_relay", "-"]
+
+    with psycopg.connect(own_database_url, autocommit=True) as conn:  # built by version 1 of its code
+        conn.execute("INSERT INTO projection_checkpoints (name, position, version) VALUES ('orders', 0, 1)")
+    assert run(own_database_url, "projections", "status", "--json") == 0
+    orders = json.loads(capsys.readouterr().out)[0]
+    assert (orders["version"], orders["codeVersion"], orders["outdated"]) == (1, code, True)
+    assert run(own_database_url, "projections", "status") == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(f"behind, outdated: the code is version {code}")
 
 
 def test_rebuild_prints_plain_progress_lines_off_a_terminal_and_a_summary(

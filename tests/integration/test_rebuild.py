@@ -20,7 +20,7 @@ from adapters import metrics
 from adapters.postgres_event_store import PostgresEventStore, read_all
 from domain.order import fold
 from domain.ports import EventMetadata
-from projections import rebuild, stats_projection
+from projections import orders_projection, rebuild, stats_projection
 from projections.log_follower import LogFollower, read_checkpoint
 from tests.benchmarks.rebuild import write_log
 from tests.integration.order_logs import HANDLERS, follow_all, mixed_orders
@@ -264,6 +264,35 @@ async def test_status_reports_positions_and_lag(own_pool: Pool, own_database_url
     assert (
         not orders.stalled(after_s=10**9) and orders.rebuildable and not statuses["redis_relay"].rebuildable
     )
+
+
+async def test_a_projection_built_by_older_code_is_rebuilt_and_its_version_recorded(
+    own_pool: Pool, own_database_url: str
+) -> None:
+    write_log(own_database_url, mixed_orders(200, seed=10))
+    await follow_all(own_pool)
+    current = await snapshot(own_pool)
+    versions = {s.name: (s.version, s.code_version) for s in await rebuild.status(own_pool)}
+    assert versions == {
+        "orders": (orders_projection.VERSION, orders_projection.VERSION),
+        "stats": (stats_projection.VERSION, stats_projection.VERSION),
+        "redis_relay": (None, None),
+    }
+    assert await rebuild.rebuild_outdated(own_pool) is None  # nothing to do
+
+    # The orders table as version 1 of its code left it: no link, no cancellation.
+    async with own_pool.connection() as conn:
+        await conn.execute("UPDATE projection_checkpoints SET version = 1 WHERE name = 'orders'")
+        await conn.execute("UPDATE orders SET explorer_url = NULL, cancel_reason = NULL, cancelled_by = NULL")
+    statuses = {s.name: s for s in await rebuild.status(own_pool)}
+    assert statuses["orders"].outdated and not statuses["stats"].outdated
+    assert await snapshot(own_pool) != current
+
+    report = await rebuild.rebuild_outdated(own_pool)
+    assert report is not None and [p.name for p in report.projections] == ["orders"]
+    assert await snapshot(own_pool) == current
+    statuses = {s.name: s for s in await rebuild.status(own_pool)}
+    assert statuses["orders"].version == orders_projection.VERSION and not statuses["orders"].outdated
 
 
 @pytest.mark.parametrize("workers", [1, 2])
