@@ -8,7 +8,7 @@ from msgspec import UNSET
 
 from api.openapi_docs import ok
 from api.schemas import Health, ProjectionLag, Readiness
-from projections.rebuild import status as follower_status
+from projections.follower_status import status as follower_status
 
 # A log follower counts against readiness only when events have waited this long and it has
 # not advanced for as long: stuck (the scheduler's followers died, or an event cannot be

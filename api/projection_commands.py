@@ -27,6 +27,10 @@ from api import operator_cli
 from api.operator_cli import EXIT_FAILED, EXIT_OK, CommandError
 from projections import bulk_load
 from projections import rebuild as projection_rebuild
+from projections.follower_status import FollowerStatus
+from projections.follower_status import status as follower_status
+from projections.rebuild_errors import RebuildError
+from projections.registry import PROJECTIONS
 
 
 def register(sub: Any) -> None:
@@ -48,8 +52,8 @@ def register(sub: Any) -> None:
         "name",
         nargs="?",
         metavar="NAME",
-        choices=sorted(projection_rebuild.PROJECTIONS),
-        help=f"one of: {', '.join(sorted(projection_rebuild.PROJECTIONS))} (default: all)",
+        choices=sorted(PROJECTIONS),
+        help=f"one of: {', '.join(sorted(PROJECTIONS))} (default: all)",
     )
     r.add_argument(
         "--workers",
@@ -90,11 +94,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _rebuild(url: str, args: argparse.Namespace) -> int:
-    names = [args.name] if args.name else list(projection_rebuild.PROJECTIONS)
+    names = [args.name] if args.name else list(PROJECTIONS)
     bar = ProgressBar(", ".join(names), sys.stderr)
     try:
         report = await projection_rebuild.rebuild(url, args.name, bar.update, args.workers)
-    except projection_rebuild.RebuildError as exc:
+    except RebuildError as exc:
         bar.close()
         raise CommandError(f"{exc} (the live tables are unchanged)", EXIT_FAILED) from None
     except psycopg.OperationalError as exc:
@@ -167,13 +171,13 @@ def _duration(seconds: float) -> str:
 # -- status ------------------------------------------------------------------------------------
 
 
-def _version(f: projection_rebuild.FollowerStatus) -> str:
+def _version(f: FollowerStatus) -> str:
     if f.code_version is None:
         return "-"
     return str(f.version if f.version is not None else f.code_version)
 
 
-def _state(f: projection_rebuild.FollowerStatus) -> str:
+def _state(f: FollowerStatus) -> str:
     if f.rebuilding:
         return "rebuilding"
     state = "caught up" if f.lag_events == 0 else "behind"
@@ -186,7 +190,7 @@ def _unreachable(exc: psycopg.OperationalError) -> CommandError:
 
 async def _status(url: str, args: argparse.Namespace) -> int:
     try:
-        followers = await projection_rebuild.status(url)
+        followers = await follower_status(url)
     except psycopg.OperationalError as exc:
         raise _unreachable(exc) from None
     if args.json:

@@ -166,7 +166,7 @@ class Readiness(msgspec.Struct, kw_only=True):
 
 
 class ProjectionLag(msgspec.Struct, kw_only=True):
-    """How far one log follower is behind the log (projections/rebuild.py `status`)."""
+    """How far one log follower is behind the log (projections/follower_status.py)."""
 
     events: Annotated[int, Meta(description="Events in the log after its checkpoint")]
     seconds: Annotated[float, Meta(description="Age of the oldest of them; 0 when caught up")]

@@ -18,7 +18,7 @@ Checks, each reported as a `Divergence`:
 One consistent snapshot, while the engine keeps writing: the checks run in one
 REPEATABLE READ transaction, which exports its snapshot (`SET TRANSACTION SNAPSHOT`)
 to a connection that scans the log and one that checks versions, positions and
-hashes meanwhile. The scan is the rebuild's
+hashes meanwhile (projections/log_checks.py). The scan is the rebuild's
 (projections/log_scan.py: chunks of positions decoded in one call, the next chunk
 built by Postgres while this one is folded and compared), and the folded rows are
 compared with the stored ones a few thousand at a time, whole rows first (most are
@@ -40,8 +40,9 @@ import msgspec
 from psycopg import AsyncConnection, IsolationLevel, sql
 from psycopg.types.json import set_json_loads
 
-from projections import log_scan, orders_bulk
+from projections import log_checks, log_scan, orders_bulk
 from projections import stats_projection as stats
+from projections.divergence import KINDS, Divergence
 from projections.log_follower import read_checkpoint
 from projections.orders_projection import NAME as ORDERS
 from projections.rebuild import PROJECTIONS
@@ -50,33 +51,6 @@ COMPARE_CHUNK = 2_000
 _JSON_COLUMNS = ("chosen_quote", "quotes")
 # Read as the scan prints them (text, UTC, ISO), so most rows compare equal as tuples.
 _AS_TEXT = {"id", "order_id", "created_at", "updated_at"}
-
-
-# What a divergence can be: the log's own checks, then the orders and the statistics tables.
-KINDS = (
-    "hash_mismatch",
-    "version_gap",
-    "position_order",
-    "unfoldable",
-    "field",
-    "missing_row",
-    "extra_row",
-    "stats_field",
-    "stats_missing_row",
-    "stats_extra_row",
-    "stats_sum",
-)
-
-
-@dataclass(frozen=True)
-class Divergence:
-    kind: str  # one of KINDS
-    order_id: str  # for stats_sum: the table and key of the sum, e.g. "stats_pairs[SOL,USDC,confirmed]"
-    detail: str
-    field: str | None = None
-    log_value: Any = None
-    read_model_value: Any = None
-    version: int | None = None
 
 
 @dataclass
@@ -136,10 +110,11 @@ async def audit(
                         params,
                     )
                 # Postgres checks the log (one sort of it) while this process folds and compares.
-                found, _ = await asyncio.gather(
-                    _log_checks(checker, scope, params, report),
+                (hashed, found), _ = await asyncio.gather(
+                    log_checks.check(checker, scope, params),
                     _compare_folds(main, scanner, report, since is not None, progress),
                 )
+                report.hashed_events = hashed
                 report.divergences[:0] = found
             if since is None:
                 report.divergences += await _extra_rows(main)
@@ -168,60 +143,6 @@ def _scope(since: datetime | None) -> tuple[str, dict[str, Any]]:
         "stream_id IN (SELECT DISTINCT stream_id FROM events WHERE recorded_at >= %(since)s)",
         {"since": since},
     )
-
-
-# -- the log itself ----------------------------------------------------------------------------
-
-# One pass over the log in stream order. Postgres recomputes each hash from the stored row
-# with the function the trigger used (an event written before the chain existed has none);
-# only the rows that break something come back.
-_LOG_CHECK = """
-SELECT stream_id, version, nth, position, previous, broken FROM (
-    SELECT stream_id, version, position,
-           row_number() OVER w AS nth,
-           lag(position) OVER w AS previous,
-           hash IS NOT NULL AND hash <> sha256(coalesce(lag(hash) OVER w, ''::bytea)
-               || event_content(stream_id, version, type, data, metadata, recorded_at)) AS broken
-    FROM events WHERE {scope} WINDOW w AS (PARTITION BY stream_id ORDER BY version)) s
-WHERE nth <> version OR previous > position OR broken
-"""
-
-
-async def _log_checks(
-    conn: AsyncConnection[Any], scope: str, params: dict[str, Any], report: AuditReport
-) -> list[Divergence]:
-    report.hashed_events = int(await _scalar(conn, f"SELECT count(hash) FROM events WHERE {scope}", params))
-    found: list[Divergence] = []
-    gapped: set[str] = set()
-    cur = await conn.execute(_LOG_CHECK.format(scope=scope), params)
-    for stream_id, version, nth, position, previous, broken in await cur.fetchall():
-        if nth != version and stream_id not in gapped:  # every later row is off too: report the first
-            gapped.add(stream_id)
-            missing = f"version {nth}" if version == nth + 1 else f"versions {nth}-{version - 1}"
-            found.append(
-                Divergence(
-                    "version_gap", stream_id, f"{missing} missing before version {version}", version=version
-                )
-            )
-        if previous is not None and previous > position:
-            found.append(
-                Divergence(
-                    "position_order",
-                    stream_id,
-                    f"version {version} is at position {position}, before the previous version's {previous}",
-                    version=version,
-                )
-            )
-        if broken:
-            found.append(
-                Divergence(
-                    "hash_mismatch",
-                    stream_id,
-                    f"version {version} does not match its hash: it (or an earlier event) was changed",
-                    version=version,
-                )
-            )
-    return found
 
 
 # -- folds against rows ------------------------------------------------------------------------

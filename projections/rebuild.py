@@ -40,34 +40,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import psycopg
 from psycopg import AsyncConnection, sql
-from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres_event_store import read_all
-from domain.ports import RecordedEvent
-from projections import (
-    bulk_load,
-    orders_bulk,
-    orders_projection,
-    redis_relay,
-    shadow_tables,
-    stats_projection,
-)
+from projections import bulk_load, shadow_tables
 from projections.bulk_load import Builder
+from projections.follower_status import Database, status
 from projections.log_follower import write_checkpoint
-from projections.rebuild_errors import RebuildError, ShadowError, UnfoldableLog
+from projections.rebuild_errors import RebuildError
+from projections.registry import PROJECTIONS, Projection, choose
 
 log = logging.getLogger("orderengine.rebuild")
 
-Pool = AsyncConnectionPool[AsyncConnection[Any]]
-Database = str | Pool
 Progress = Callable[[int, int], None]
 
 CATCH_UP_BATCH = 5_000
@@ -82,51 +73,6 @@ SWAP_ATTEMPTS = 5
 LIVE_WITHIN = 10_000
 # Index builds at once after the load (this machine has 2 cores; more only queue).
 INDEX_BUILDERS = 2
-
-
-CatchUp = Callable[[AsyncConnection[Any], dict[str, str], list[RecordedEvent]], Any]
-
-
-@dataclass(frozen=True)
-class Projection:
-    name: str
-    tables: tuple[str, ...]  # live tables, swapped together
-    builder: Callable[[], Builder]
-    catch_up: CatchUp  # applies events to the shadow tables (live name -> shadow name)
-    lock_key: int  # advisory lock: one rebuild of this projection at a time
-    version: int  # of its code; the swap records it with the checkpoint
-
-
-PROJECTIONS: dict[str, Projection] = {
-    p.name: p
-    for p in (
-        Projection(
-            orders_projection.NAME,
-            (orders_bulk.TABLE,),
-            orders_bulk.OrdersBuilder,
-            orders_bulk.catch_up,
-            0x6F65_7262_01,
-            orders_projection.VERSION,
-        ),
-        Projection(
-            stats_projection.NAME,
-            tuple(stats_projection.TABLES),
-            stats_projection.StatsBuilder,
-            stats_projection.catch_up,
-            0x6F65_7262_02,
-            stats_projection.VERSION,
-        ),
-    )
-}
-__all__ = ["RebuildError", "ShadowError", "UnfoldableLog", "rebuild", "status"]
-
-# Every log follower `status` reports on; the relay has no table to rebuild.
-FOLLOWERS = (*PROJECTIONS, redis_relay.NAME)
-
-
-class UnknownProjection(RebuildError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown projection {name!r}: choose from {', '.join(PROJECTIONS)}")
 
 
 class RebuildRunning(RebuildError):
@@ -161,27 +107,6 @@ def _url(db: Database) -> str:
 
 async def _connect(url: str) -> AsyncConnection[Any]:
     return await AsyncConnection.connect(url, autocommit=True)
-
-
-@asynccontextmanager
-async def _one_connection(db: Database) -> AsyncIterator[AsyncConnection[Any]]:
-    if isinstance(db, str):
-        async with await _connect(db) as conn:
-            yield conn
-    else:
-        async with db.connection() as conn:
-            yield conn
-
-
-def choose(name: str | Sequence[str] | None) -> list[Projection]:
-    """The projections `name` means (a name, several, or None: all); UnknownProjection otherwise."""
-    if name is None:
-        return list(PROJECTIONS.values())
-    names = [name] if isinstance(name, str) else list(name)
-    for n in names:
-        if n not in PROJECTIONS:
-            raise UnknownProjection(n)
-    return [PROJECTIONS[n] for n in names]
 
 
 # -- rebuild -----------------------------------------------------------------------------------
@@ -367,69 +292,7 @@ async def _swap(conn: AsyncConnection[Any], job: _Job, position: int) -> Swapped
     raise RebuildError(f"could not swap {name} in: its tables stayed locked by other sessions")
 
 
-# -- status -----------------------------------------------------------------------------------
-
-_STATUS = """
-SELECT f.name, coalesce(c.position, 0), head.position,
-       greatest(head.position - coalesce(c.position, 0), 0),
-       greatest(coalesce(extract(epoch FROM clock_timestamp() - (
-           SELECT e.recorded_at FROM events e WHERE e.position > coalesce(c.position, 0)
-           ORDER BY e.position LIMIT 1)), 0), 0)::float8,
-       extract(epoch FROM clock_timestamp() - c.updated_at)::float8,
-       EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-               AND l.classid::bigint = f.lock_key >> 32 AND l.objid::bigint = f.lock_key & 4294967295),
-       c.version
-FROM unnest(%s::text[], %s::bigint[]) AS f(name, lock_key)
-LEFT JOIN projection_checkpoints c ON c.name = f.name
-CROSS JOIN (SELECT coalesce(max(position), 0) AS position FROM events) AS head
-"""
-
-
-class FollowerStatus(msgspec.Struct, kw_only=True, rename="camel"):
-    name: str
-    position: int  # its checkpoint
-    head: int  # the log's last position
-    lag_events: int  # events after its checkpoint
-    lag_seconds: float  # age of the oldest of them (0 when caught up)
-    idle_seconds: float | None  # since its checkpoint last moved (None: it never ran)
-    rebuilding: bool  # a rebuild of it is running now
-    rebuildable: bool
-    version: int | None = None  # of the code that built its tables (None: not started)
-    code_version: int | None = None  # of this code (None: not a rebuildable projection)
-
-    @property
-    def outdated(self) -> bool:
-        """Its tables were built by older code than this: a rebuild is due."""
-        return self.version is not None and self.code_version is not None and self.version < self.code_version
-
-    def stalled(self, after_s: float) -> bool:
-        """Events have waited over `after_s` and it has not advanced for as long: stuck (a
-        dead scheduler, or an event it cannot apply), not merely catching up or idle."""
-        idle = self.idle_seconds if self.idle_seconds is not None else float("inf")
-        return self.lag_events > 0 and self.lag_seconds > after_s and idle > after_s
-
-
-async def status(db: Database, names: Sequence[str] = FOLLOWERS) -> list[FollowerStatus]:
-    """Where each log follower stands: index lookups only, cheap enough for every probe."""
-    keys = [PROJECTIONS[n].lock_key if n in PROJECTIONS else 0 for n in names]
-    async with _one_connection(db) as conn:
-        cur = await conn.execute(_STATUS, (list(names), keys))
-        rows = await cur.fetchall()
-    return [
-        FollowerStatus(
-            name=name,
-            position=int(position),
-            head=int(head),
-            lag_events=int(lag_events),
-            lag_seconds=float(lag_seconds),
-            idle_seconds=None if idle is None else float(idle),
-            rebuilding=bool(rebuilding),
-            rebuildable=name in PROJECTIONS,
-            version=version,
-            code_version=PROJECTIONS[name].version if name in PROJECTIONS else None,
-        )
-        for name, position, head, lag_events, lag_seconds, idle, rebuilding, version in rows
-    ]
+# -- projections older code built --------------------------------------------------------------
 
 
 async def rebuild_outdated(db: Database, workers: int | None = None) -> RebuildReport | None:

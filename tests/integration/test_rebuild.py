@@ -20,7 +20,14 @@ from adapters import metrics
 from adapters.postgres_event_store import PostgresEventStore, read_all
 from domain.order import fold
 from domain.ports import EventMetadata
-from projections import orders_projection, rebuild, stats_projection
+from projections import (
+    follower_status,
+    orders_projection,
+    rebuild,
+    rebuild_errors,
+    registry,
+    stats_projection,
+)
 from projections.log_follower import LogFollower, read_checkpoint
 from tests.benchmarks.rebuild import write_log
 from tests.integration.order_logs import HANDLERS, follow_all, mixed_orders
@@ -255,7 +262,7 @@ async def test_status_reports_positions_and_lag(own_pool: Pool, own_database_url
     write_log(own_database_url, events)
     await follow_all(own_pool)
     write_log(own_database_url, mixed_orders(5, seed=9, start=datetime(2026, 11, 24, 1, tzinfo=UTC)))
-    statuses = {s.name: s for s in await rebuild.status(own_pool)}
+    statuses = {s.name: s for s in await follower_status.status(own_pool)}
     assert list(statuses) == ["orders", "stats", "redis_relay"]
     orders = statuses["orders"]
     assert (orders.position, orders.lag_events) == (len(events), orders.head - len(events))
@@ -272,7 +279,7 @@ async def test_a_projection_built_by_older_code_is_rebuilt_and_its_version_recor
     write_log(own_database_url, mixed_orders(200, seed=10))
     await follow_all(own_pool)
     current = await snapshot(own_pool)
-    versions = {s.name: (s.version, s.code_version) for s in await rebuild.status(own_pool)}
+    versions = {s.name: (s.version, s.code_version) for s in await follower_status.status(own_pool)}
     assert versions == {
         "orders": (orders_projection.VERSION, orders_projection.VERSION),
         "stats": (stats_projection.VERSION, stats_projection.VERSION),
@@ -284,14 +291,14 @@ async def test_a_projection_built_by_older_code_is_rebuilt_and_its_version_recor
     async with own_pool.connection() as conn:
         await conn.execute("UPDATE projection_checkpoints SET version = 1 WHERE name = 'orders'")
         await conn.execute("UPDATE orders SET explorer_url = NULL, cancel_reason = NULL, cancelled_by = NULL")
-    statuses = {s.name: s for s in await rebuild.status(own_pool)}
+    statuses = {s.name: s for s in await follower_status.status(own_pool)}
     assert statuses["orders"].outdated and not statuses["stats"].outdated
     assert await snapshot(own_pool) != current
 
     report = await rebuild.rebuild_outdated(own_pool)
     assert report is not None and [p.name for p in report.projections] == ["orders"]
     assert await snapshot(own_pool) == current
-    statuses = {s.name: s for s in await rebuild.status(own_pool)}
+    statuses = {s.name: s for s in await follower_status.status(own_pool)}
     assert statuses["orders"].version == orders_projection.VERSION and not statuses["orders"].outdated
 
 
@@ -315,7 +322,7 @@ async def test_a_rebuild_that_fails_leaves_the_live_tables_and_no_shadow(
             " ORDER BY version DESC LIMIT 1",
             (stream,),
         )
-    with pytest.raises(rebuild.UnfoldableLog, match=stream):
+    with pytest.raises(rebuild_errors.UnfoldableLog, match=stream):
         await rebuild.rebuild(own_database_url, "orders", workers=workers)
     assert await snapshot(own_pool) == before
     async with own_pool.connection() as conn:
@@ -324,9 +331,9 @@ async def test_a_rebuild_that_fails_leaves_the_live_tables_and_no_shadow(
 
 async def test_one_rebuild_of_a_projection_at_a_time(own_pool: Pool, own_database_url: str) -> None:
     async with await AsyncConnection.connect(own_database_url, autocommit=True) as holder:
-        await holder.execute("SELECT pg_advisory_lock(%s)", (rebuild.PROJECTIONS["orders"].lock_key,))
+        await holder.execute("SELECT pg_advisory_lock(%s)", (registry.PROJECTIONS["orders"].lock_key,))
         with pytest.raises(rebuild.RebuildRunning):
             await rebuild.rebuild(own_database_url, "orders")
-        assert [s.rebuilding for s in await rebuild.status(own_database_url)] == [True, False, False]
-    with pytest.raises(rebuild.UnknownProjection):
+        assert [s.rebuilding for s in await follower_status.status(own_database_url)] == [True, False, False]
+    with pytest.raises(registry.UnknownProjection):
         await rebuild.rebuild(own_database_url, "nope")
