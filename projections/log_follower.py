@@ -60,13 +60,16 @@ class LogFollower:
         name: str,
         handler: Handler,
         *,
+        version: int | None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        version: int = 1,
     ) -> None:
         self.pool = pool
         self.name = name
-        # Recorded when this follower starts the projection from nothing: it builds every row.
+        # The version of the read model's code (projections/registry.py), recorded when this
+        # follower starts the projection from nothing, since it then builds every row; None
+        # for a follower that builds no read model (the relay). Required, so a follower of
+        # a read model cannot record the wrong one by leaving it out.
         self.version = version
         self.handler = handler
         self.batch_size = batch_size
@@ -79,8 +82,8 @@ class LogFollower:
             async with conn.transaction():
                 # Row lock on the checkpoint: two followers of one name never interleave.
                 await conn.execute(
-                    "INSERT INTO projection_checkpoints (name, position, version) VALUES (%s, 0, %s)"
-                    " ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO projection_checkpoints (name, position, version)"
+                    " VALUES (%s, 0, coalesce(%s, 1)) ON CONFLICT (name) DO NOTHING",
                     (self.name, self.version),
                 )
                 cur = await conn.execute(

@@ -64,6 +64,7 @@ async def run_scheduler_async(settings: Settings) -> None:
                 stream_maxlen=settings.stream_maxlen,
                 order_stream_ttl_s=settings.order_stream_ttl_s,
             ),
+            version=None,  # builds no read model
         ),
     ]
 

@@ -146,7 +146,7 @@ async def run_relay(settings: Settings, database_url: str) -> None:
         stream_maxlen=settings.stream_maxlen,
         order_stream_ttl_s=settings.order_stream_ttl_s,
     )
-    follower = LogFollower(pool, redis_relay.NAME, relay)
+    follower = LogFollower(pool, redis_relay.NAME, relay, version=None)
     tasks = [
         asyncio.create_task(follower.run(), name="follower"),
         asyncio.create_task(listen_for_events(database_url, [follower]), name="listener"),

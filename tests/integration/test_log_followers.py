@@ -40,7 +40,7 @@ async def test_relay_publishes_each_event_once_with_log_numbers_as_ids(
     pool: Pool, store: PostgresEventStore, aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
     oid = await routed_order(store)
-    relay = LogFollower(pool, f"relay-{redis_prefix}", RedisRelay(aredis, redis_prefix))
+    relay = LogFollower(pool, f"relay-{redis_prefix}", RedisRelay(aredis, redis_prefix), version=None)
     await drain(relay)
     entries = await aredis.xrange(order_stream_key(redis_prefix, oid))
     assert [e[0] for e in entries] == ["1-0", "2-0", "3-0"]
@@ -58,7 +58,9 @@ async def test_relay_publishes_each_event_once_with_log_numbers_as_ids(
 
 async def test_projection_row_equals_fold_of_the_log(pool: Pool, store: PostgresEventStore) -> None:
     oid = await routed_order(store)
-    projection = LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch)
+    projection = LogFollower(
+        pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+    )
     await drain(projection)
     view = await find_order(pool, store, oid)
     state = await load(store, oid)
@@ -91,6 +93,7 @@ async def test_relay_trims_the_all_orders_stream_and_expires_finished_orders(
         pool,
         f"relay-{redis_prefix}",
         RedisRelay(aredis, redis_prefix, stream_maxlen=100, order_stream_ttl_s=600),
+        version=None,
     )
     await drain(relay)
     # Approximate trimming drops whole macro-nodes: bounded, never exactly 100.
@@ -113,7 +116,9 @@ async def test_projection_skips_a_stream_that_is_not_an_order_and_keeps_going(
         EventMetadata(correlation_id=foreign, causation_id="x", actor="t"),
     )
     oid = await routed_order(store)
-    projection = LogFollower(pool, orders_projection.NAME, orders_projection.apply_batch)
+    projection = LogFollower(
+        pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+    )
     await drain(projection)
     view = await find_order(pool, store, oid)
     assert view is not None and view["status"] == "building"

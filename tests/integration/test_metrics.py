@@ -97,7 +97,11 @@ async def test_open_orders_are_counted_by_status_from_the_projection(own_pool: P
     routed = await placed_order(store)
     await handle(store, routed, RouteOrder(command_id="r", quotes=quotes()), actor="test")
     await confirmed_order(store)
-    await drain(LogFollower(own_pool, orders_projection.NAME, orders_projection.apply_batch))
+    await drain(
+        LogFollower(
+            own_pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+        )
+    )
 
     assert await metrics.read_open_orders(own_pool) == {
         "pending": 2,
@@ -110,7 +114,9 @@ async def test_open_orders_are_counted_by_status_from_the_projection(own_pool: P
 
 async def test_the_projection_counts_each_lifecycle_event_once(own_pool: Pool) -> None:
     store = PostgresEventStore(own_pool.connection)
-    projection = LogFollower(own_pool, orders_projection.NAME, orders_projection.apply_batch)
+    projection = LogFollower(
+        own_pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+    )
     accepted = sample("orderengine_orders_accepted_total", order_type="sniper")
     confirmed = sample("orderengine_orders_confirmed_total", order_type="sniper", dex="raydium")
     latencies = sample("orderengine_order_end_to_end_seconds_count", order_type="sniper")

@@ -30,7 +30,7 @@ from projections import (
 )
 from projections.log_follower import LogFollower, read_checkpoint
 from tests.benchmarks.rebuild import write_log
-from tests.integration.order_logs import HANDLERS, follow_all, mixed_orders
+from tests.integration.order_logs import HANDLERS, VERSIONS, follow_all, mixed_orders
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -182,7 +182,7 @@ async def test_a_rebuild_racing_the_live_followers_applies_and_counts_everything
     write_log(own_database_url, mixed_orders(300, seed=4))
     accepted_before = accepted_total()
     followers = [
-        LogFollower(own_pool, name, handler, batch_size=50, poll_interval=0.05)
+        LogFollower(own_pool, name, handler, version=VERSIONS[name], batch_size=50, poll_interval=0.05)
         for name, handler in HANDLERS.items()
     ]
     running = [asyncio.create_task(f.run()) for f in followers]
@@ -244,7 +244,7 @@ async def test_a_new_or_stopped_projection_is_rebuilt_to_the_head(
 ) -> None:
     events = mixed_orders(50, seed=6)
     write_log(own_database_url, events[:100])
-    stats = LogFollower(own_pool, "stats", stats_projection.apply_batch)
+    stats = LogFollower(own_pool, "stats", stats_projection.apply_batch, version=stats_projection.VERSION)
     await stats.step()  # the stats follower ran once, then stopped; the orders one never ran
     write_log(own_database_url, events[100:])
     monkeypatch.setattr(rebuild, "LIVE_WITHIN", len(events) - 101)  # 100 behind is "far" here

@@ -75,7 +75,9 @@ async def test_events_appended_during_a_redis_outage_arrive_once_in_order_after_
     relay_client: aioredis.Redis,
 ) -> None:
     prefix = f"oetest-outage-{uuid.uuid4().hex[:6]}"
-    follower = LogFollower(pool, f"relay-{prefix}", RedisRelay(relay_client, prefix), poll_interval=0.1)
+    follower = LogFollower(
+        pool, f"relay-{prefix}", RedisRelay(relay_client, prefix), version=None, poll_interval=0.1
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(follower.run)
         before = await place_and_route(store)

@@ -28,6 +28,7 @@ from projections.log_follower import LogFollower, read_checkpoint
 from projections.stats_views import user_stats
 from tests.benchmarks.rebuild import OrderDriver, Recorded, write_log
 from tests.factories import new_order_id, quotes
+from tests.integration.order_logs import VERSIONS
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -85,7 +86,7 @@ def order(
 async def follow(pool: Pool, name: str = stats_projection.NAME, batch_size: int = 3) -> None:
     """Run the projection's follower until it has applied everything, in small batches."""
     handler = stats_projection.apply_batch if name == stats_projection.NAME else orders_projection.apply_batch
-    follower = LogFollower(pool, name, handler, batch_size=batch_size)
+    follower = LogFollower(pool, name, handler, version=VERSIONS[name], batch_size=batch_size)
     while await follower.step():
         pass
 
@@ -215,7 +216,9 @@ async def test_a_crash_inside_a_batch_applies_nothing_and_the_retry_applies_it_o
     live = (
         stats_projection.apply_batch if projection == stats_projection.NAME else orders_projection.apply_batch
     )
-    crashing = LogFollower(own_pool, projection, crashing_after(live, applied=7), batch_size=100)
+    crashing = LogFollower(
+        own_pool, projection, crashing_after(live, applied=7), version=VERSIONS[projection], batch_size=100
+    )
     with pytest.raises(Crash):
         await crashing.step()
     assert [await rows(own_pool, t, "1, 2") for t in tables] == before
