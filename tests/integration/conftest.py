@@ -13,29 +13,32 @@ from adapters.postgres_event_store import PostgresEventStore
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[Any]]]:
-    p: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-        database_url, min_size=1, max_size=8, open=False, kwargs={"autocommit": True}
-    )
+Pool = AsyncConnectionPool[AsyncConnection[Any]]
+
+
+async def _open_pool(url: str, max_size: int) -> Pool:
+    p: Pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True})
     await p.open(wait=True)
+    return p
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    p = await _open_pool(database_url, max_size=8)
     yield p
     await p.close()
 
 
 @pytest.fixture
-async def own_pool(own_database_url: str) -> AsyncIterator[AsyncConnectionPool[AsyncConnection[Any]]]:
+async def own_pool(own_database_url: str) -> AsyncIterator[Pool]:
     """A pool on a database of this test's own: positions, lag and counts are exact there."""
-    p: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-        own_database_url, min_size=1, max_size=6, open=False, kwargs={"autocommit": True}
-    )
-    await p.open(wait=True)
+    p = await _open_pool(own_database_url, max_size=6)
     yield p
     await p.close()
 
 
 @pytest.fixture
-def store(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> PostgresEventStore:
+def store(pool: Pool) -> PostgresEventStore:
     return PostgresEventStore(pool.connection)
 
 

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from projections import orders_projection, stats_projection
 from projections.log_follower import LogFollower
-from tests.benchmarks.rebuild import Recorded, simulate_order
+from tests.benchmarks.simulated_log import Recorded, simulate_order
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
 HANDLERS = {

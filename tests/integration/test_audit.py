@@ -16,7 +16,7 @@ import pytest
 from db.migrate import MIGRATIONS_DIR
 from projections import orders_projection, stats_projection
 from projections.audit import KINDS, AuditReport, audit
-from tests.benchmarks.rebuild import write_log
+from tests.benchmarks.simulated_log import write_log
 from tests.integration.order_logs import HANDLERS, Pool, follow_all, follower, mixed_orders
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

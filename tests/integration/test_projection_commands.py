@@ -13,7 +13,7 @@ import pytest
 from adapters.settings import Settings
 from api import operator_cli, projection_commands
 from projections import orders_projection
-from tests.benchmarks.rebuild import simulate_log, write_log
+from tests.benchmarks.simulated_log import simulate_log, write_log
 
 pytestmark = pytest.mark.integration
 

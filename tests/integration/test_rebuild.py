@@ -29,7 +29,7 @@ from projections import (
     stats_projection,
 )
 from projections.log_follower import LogFollower, read_checkpoint
-from tests.benchmarks.rebuild import write_log
+from tests.benchmarks.simulated_log import write_log
 from tests.integration.order_logs import HANDLERS, VERSIONS, follow_all, mixed_orders
 from tests.waiting import wait_until
 

@@ -26,7 +26,7 @@ from domain.order import fold
 from projections import orders_projection, stats_projection
 from projections.log_follower import LogFollower, read_checkpoint
 from projections.stats_views import user_stats
-from tests.benchmarks.rebuild import OrderDriver, Recorded, write_log
+from tests.benchmarks.simulated_log import OrderDriver, Recorded, write_log
 from tests.factories import new_order_id, quotes
 from tests.integration.order_logs import VERSIONS
 
