@@ -92,13 +92,19 @@ class PostgresEventStore:
             for (position, version, recorded_at), event in zip(rows, events, strict=True)
         ]
 
-    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
+    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         async with self._connection() as conn:
             cur = await conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = %s ORDER BY version",
-                (stream_id,),
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = %s AND version > %s ORDER BY version",
+                (stream_id, after_version),
             )
             return [row_to_recorded(r) for r in await cur.fetchall()]
+
+    async def last_position(self) -> int:
+        async with self._connection() as conn:
+            cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
 
     async def read_all(self, after: int, limit: int) -> list[RecordedEvent]:
         """Events with position > `after`, in position order."""

@@ -1,7 +1,8 @@
-"""The interfaces the domain needs from the outside world.
+"""The interfaces the application services need from the outside world.
 
-Adapters implement them (Postgres, Redis, the DEX clients); tests can supply
-fakes. Only data types and Protocols live here.
+Adapters implement them (Postgres, Redis, Dramatiq, the DEX clients); each has an
+in-memory or fake twin for unit tests. Only data types and Protocols live here, so
+the domain and its services import no I/O library.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from domain.events import Event, Quote
+from domain.events import Event, OrderType, Quote, Step
 
 
 class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -44,6 +45,13 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventStore(Protocol):
+    """The event log: streams of versioned events, and one global order of positions.
+
+    Every implementation passes the same contract suite (tests/contract/): versions of
+    a stream run 1, 2, 3… with no gap; positions rise in the order appends become
+    visible, so a reader tailing `read_all` by position never skips an event.
+    """
+
     async def append(
         self,
         stream_id: str,
@@ -51,10 +59,89 @@ class EventStore(Protocol):
         events: Sequence[Event],
         metadata: EventMetadata,
     ) -> list[RecordedEvent]:
-        """Append after `expected_version`; ConcurrencyConflict if the stream moved."""
+        """Append after `expected_version` (0: a new stream); ConcurrencyConflict if the
+        stream is no longer there. All events or none. No events: nothing happens."""
         ...
 
-    async def read_stream(self, stream_id: str) -> list[RecordedEvent]: ...
+    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+        """The stream's events with a version above `after_version`, in version order."""
+        ...
+
+    async def read_all(self, after: int, limit: int) -> list[RecordedEvent]:
+        """Up to `limit` events of every stream with a position above `after`, in position order."""
+        ...
+
+    async def read_user_events(self, user_id: str, after: int, limit: int) -> list[RecordedEvent]:
+        """Like `read_all`, restricted to the streams whose first event names `user_id`
+        (an order's `OrderPending`)."""
+        ...
+
+    async def last_position(self) -> int:
+        """The highest position in the log (0 when it is empty)."""
+        ...
+
+
+class StepQueue(Protocol):
+    """Where the next execution step of an order is handed over (the Dramatiq actors)."""
+
+    async def send(
+        self, step: Step, order_id: str, *, priority: bool = False, delay_ms: int | None = None
+    ) -> None:
+        """Queue `step` for the order, after `delay_ms`; `priority` takes the sniper lane."""
+        ...
+
+
+class ExecutionSlots(Protocol):
+    """The deployment-wide limits on execution: orders in flight and starts per minute."""
+
+    async def acquire(self, order_id: str) -> int | None:
+        """Take (or renew) the order's slot: None if granted, else the ms to wait (-1: full)."""
+        ...
+
+    async def renew(self, order_id: str) -> bool:
+        """Extend a slot the order holds; never takes a new one."""
+        ...
+
+    async def release(self, order_id: str) -> None: ...
+
+
+class SubmissionRate(Protocol):
+    """Per-user limit on order submissions."""
+
+    async def check(self, user_id: str) -> float:
+        """0 when the submission may go ahead, else the seconds until it may."""
+        ...
+
+
+class OrderFinder(Protocol):
+    """Candidates for the scheduler's jobs, from a read model: it may lag the log, so
+    whatever it returns is only a hint, and the fold decides."""
+
+    async def waiting(self, token: str | None = None, limit: int = 1000) -> list[tuple[str, OrderType]]:
+        """(id, type) of waiting orders, oldest first; with `token`, those trading it."""
+        ...
+
+    async def due_for_expiry(self, now: datetime, limit: int = 1000) -> list[str]: ...
+
+    async def stuck(self, older_than: datetime, limit: int = 1000) -> list[tuple[str, str, int, OrderType]]:
+        """(id, status, version, type) of executing orders whose last event is older."""
+        ...
+
+
+class RedriveClaims(Protocol):
+    """Remembers which (order, version) was re-driven, so each state is re-driven once."""
+
+    async def claim(self, order_id: str, version: int) -> bool: ...
+
+
+class Launches(Protocol):
+    """Token launches of the (mock) market: what sniper orders wait for."""
+
+    async def launch(self, token: str) -> bool:
+        """Open pools for `token`; False if it had them already."""
+        ...
+
+    async def is_launched(self, token: str) -> bool: ...
 
 
 class SwapReceipt(msgspec.Struct, frozen=True, kw_only=True):
