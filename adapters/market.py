@@ -1,6 +1,6 @@
 """The mock market: USD prices per token that move, shared by every process.
 
-Prices live in Redis (`{prefix}:market:usd`, a hash token → USD price) so the
+Prices live in Redis (`{prefix}:market:usd`, a hash token → USD price; adapters/redis_layout.py) so the
 API, every worker process and the scheduler see one market. The scheduler's
 leader advances it every tick with a seeded, mean-reverting random walk around
 each token's reference price (stablecoins stay put); operators and tests can set
@@ -18,19 +18,12 @@ import math
 import random
 from decimal import Decimal
 
-import redis
+import redis.asyncio as aioredis
 
+from adapters.redis_layout import RedisLayout
 from domain.tokens import TOKENS
 
 STABLECOINS = frozenset({"USDC", "USDT"})
-
-
-def market_key(prefix: str) -> str:
-    return f"{prefix}:market:usd"
-
-
-def launches_key(prefix: str) -> str:
-    return f"{prefix}:market:launched"
 
 
 def random_walk_step(
@@ -51,45 +44,48 @@ def random_walk_step(
 
 
 class RedisMarket:
-    """Reads and writes the shared USD prices; missing tokens fall back to reference prices."""
+    """Reads and writes the shared USD prices; missing tokens fall back to reference prices.
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    Also the `Launches` port of the mock market: tokens whose pools open during a run.
+    """
+
+    def __init__(self, client: aioredis.Redis, layout: RedisLayout) -> None:
         self.client = client
-        self.key = market_key(prefix)
-        self.launches = launches_key(prefix)
+        self.key = layout.market_prices
+        self.launches = layout.market_launched
 
-    def usd_prices(self) -> dict[str, Decimal]:
-        stored = self.client.hgetall(self.key)
+    async def usd_prices(self) -> dict[str, Decimal]:
+        stored = await self.client.hgetall(self.key)
         prices = {t.symbol: t.reference_usd for t in TOKENS.values()}
-        for raw_symbol, raw_price in stored.items():  # type: ignore[union-attr]
+        for raw_symbol, raw_price in stored.items():
             symbol = raw_symbol.decode() if isinstance(raw_symbol, bytes) else str(raw_symbol)
             if symbol in prices:
                 prices[symbol] = Decimal(raw_price.decode() if isinstance(raw_price, bytes) else raw_price)
         return prices
 
-    def price(self, token_in: str, token_out: str) -> Decimal:
+    async def price(self, token_in: str, token_out: str) -> Decimal:
         """Units of `token_out` per unit of `token_in` now."""
-        usd = self.usd_prices()
+        usd = await self.usd_prices()
         return usd[token_in] / usd[token_out]
 
-    def set_prices(self, prices: dict[str, Decimal]) -> None:
+    async def set_prices(self, prices: dict[str, Decimal]) -> None:
         if prices:
-            self.client.hset(self.key, mapping={k: str(v) for k, v in prices.items()})
+            await self.client.hset(self.key, mapping={k: str(v) for k, v in prices.items()})
 
-    def advance(self, rng: random.Random, volatility: float, reversion: float) -> dict[str, Decimal]:
-        moved = random_walk_step(self.usd_prices(), rng, volatility, reversion)
-        self.set_prices(moved)
+    async def advance(self, rng: random.Random, volatility: float, reversion: float) -> dict[str, Decimal]:
+        moved = random_walk_step(await self.usd_prices(), rng, volatility, reversion)
+        await self.set_prices(moved)
         return moved
 
-    def is_launched(self, token: str) -> bool:
+    async def is_launched(self, token: str) -> bool:
         """Pools exist for the token: it always had them, or it was launched."""
-        return TOKENS[token].launched or bool(self.client.sismember(self.launches, token))
+        return TOKENS[token].launched or bool(await self.client.sismember(self.launches, token))
 
-    def has_pool(self, token_in: str, token_out: str) -> bool:
-        return self.is_launched(token_in) and self.is_launched(token_out)
+    async def has_pool(self, token_in: str, token_out: str) -> bool:
+        return await self.is_launched(token_in) and await self.is_launched(token_out)
 
-    def launch(self, token: str) -> bool:
+    async def launch(self, token: str) -> bool:
         """Open pools for `token`; False if it had them already."""
         if TOKENS[token].launched:
             return False
-        return bool(self.client.sadd(self.launches, token))
+        return bool(await self.client.sadd(self.launches, token))

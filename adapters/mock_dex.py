@@ -22,9 +22,10 @@ import threading
 from decimal import Decimal
 from typing import Protocol
 
-import redis
+import redis.asyncio as aioredis
 from solders.signature import Signature
 
+from adapters.redis_layout import RedisLayout
 from domain.errors import NoPool, TransientError
 from domain.events import Quote
 from domain.ports import SwapReceipt
@@ -57,15 +58,15 @@ class FailurePlan:
 class PriceSource(Protocol):
     """The market the mock quotes around (units of tokenOut per tokenIn now)."""
 
-    def price(self, token_in: str, token_out: str) -> Decimal: ...
+    async def price(self, token_in: str, token_out: str) -> Decimal: ...
 
-    def has_pool(self, token_in: str, token_out: str) -> bool: ...
+    async def has_pool(self, token_in: str, token_out: str) -> bool: ...
 
 
 class SwapLedger(Protocol):
     """The mock's "chain": which swaps were really executed, shared by every worker process."""
 
-    def execute(self, order_id: str, tx_hash: str) -> bool:
+    async def execute(self, order_id: str, tx_hash: str) -> bool:
         """Record an execution; False if this signature already executed (a re-send)."""
         ...
 
@@ -74,16 +75,16 @@ class RedisSwapLedger:
     """Executions in Redis: `{prefix}:mockchain:swaps:{order_id}` is the set of signatures
     executed for that order (more than one would be a double swap), kept a day."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, layout: RedisLayout) -> None:
         self.client = client
-        self.prefix = prefix
+        self.layout = layout
 
-    def execute(self, order_id: str, tx_hash: str) -> bool:
-        key = f"{self.prefix}:mockchain:swaps:{order_id}"
-        pipe = self.client.pipeline()
-        pipe.sadd(key, tx_hash)
-        pipe.expire(key, 86_400)
-        added, _ = pipe.execute()
+    async def execute(self, order_id: str, tx_hash: str) -> bool:
+        key = self.layout.mockchain_swaps(order_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, tx_hash)
+            pipe.expire(key, 86_400)
+            added, _ = await pipe.execute()
         return bool(added)
 
 
@@ -127,13 +128,17 @@ class MockDex:
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
         await self._sleep_ms(self._rng.uniform(*self.quote_ms))
         pooled = (
-            self.market.has_pool(token_in, token_out)
+            await self.market.has_pool(token_in, token_out)
             if self.market
             else TOKENS[token_in].launched and TOKENS[token_out].launched
         )
         if not pooled:
             raise NoPool(token_in, token_out)
-        base = self.market.price(token_in, token_out) if self.market else reference_price(token_in, token_out)
+        base = (
+            await self.market.price(token_in, token_out)
+            if self.market
+            else reference_price(token_in, token_out)
+        )
         r = Decimal(str(self._rng.random()))
         # Pool depth varies ±50% around the venue's typical size, in tokenIn units.
         depth = Decimal(str(self._rng.uniform(0.5, 1.5)))
@@ -163,7 +168,7 @@ class MockDex:
         )
         tx_hash = str(Signature(seed))
         if self.ledger is not None:
-            self.ledger.execute(order_id, tx_hash)
+            await self.ledger.execute(order_id, tx_hash)
         await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
         return tx_hash
 

@@ -1,10 +1,10 @@
 """Deployment-wide limits on order execution, kept in Redis.
 
 - In flight: at most `limit` orders hold a slot (from routing until they end).
-  Slots are leases in a sorted set (`{prefix}:limiter:inflight`, score = expiry
+  Slots are leases in a sorted set (`{p}:limiter:inflight`, score = expiry
   in ms) so a crashed worker's slot frees itself.
 - Start rate: at most `per_minute` orders take a slot in any 60 s window
-  (`{prefix}:limiter:starts`, score = start time in ms).
+  (`{p}:limiter:starts`, score = start time in ms; keys in adapters/redis_layout.py).
 
 Both checks and the grant happen in one Lua script, atomically across every
 worker process.
@@ -13,6 +13,8 @@ worker process.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+
+from adapters.redis_layout import RedisLayout
 
 _ACQUIRE = """
 local inflight, starts = KEYS[1], KEYS[2]
@@ -52,18 +54,20 @@ return 0
 
 
 class ExecutionLimiter:
+    """The `ExecutionSlots` port in Redis."""
+
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str,
+        layout: RedisLayout,
         *,
         max_in_flight: int,
         per_minute: int,
         lease_ms: int = 300_000,
     ) -> None:
         self.client = client
-        self.inflight_key = f"{prefix}:limiter:inflight"
-        self.starts_key = f"{prefix}:limiter:starts"
+        self.inflight_key = layout.limiter_inflight
+        self.starts_key = layout.limiter_starts
         self.max_in_flight = max_in_flight
         self.per_minute = per_minute
         self.lease_ms = lease_ms

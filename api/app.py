@@ -1,7 +1,8 @@
 """The Litestar application: HTTP command API, order reads, WebSocket streams.
 
-`create_app()` builds everything from settings; pools are opened in the
-lifespan and kept on `app.state`, so importing this module connects to nothing.
+`create_app()` builds the engine from settings through the composition root
+(adapters/bootstrap.py) and injects it into every handler as `api` (api/context.py);
+its pool is opened in the lifespan, so importing this module connects to nothing.
 """
 
 from __future__ import annotations
@@ -10,20 +11,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
-import anyio
-import redis as sync_redis
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from adapters.bootstrap import make_pool, make_redis, require_urls
-from adapters.market import RedisMarket
-from adapters.postgres_event_store import PostgresEventStore
-from adapters.redis_rate_limit import RateLimiter
+from adapters.bootstrap import bootstrap
 from adapters.settings import Settings, load_settings
 from api.auth import AuthMiddleware, KeyRing, warn_if_open
 from api.connection_limits import ConnectionLimits
+from api.context import Api
 from api.errors import EXCEPTION_HANDLERS
 from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
@@ -33,48 +30,20 @@ from api.openapi_docs import COMPONENTS
 from api.order_routes import MAX_BODY_BYTES, ORDER_ROUTES
 from api.stats_routes import STATS_ROUTES
 from api.ws_routes import WS_ROUTES
-from workers.actors import OrderActors
-from workers.broker import make_broker
-from workers.limit_jobs import LimitOrderJobs
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     keys = KeyRing(settings.api_keys)
     warn_if_open(keys)
+    engine = bootstrap(settings, pool_min=2, pool_max=10)
+    # The shared reader gets its own client: its blocking XREAD must not queue behind requests.
+    hub = StreamHub(engine.blocking_redis(), engine.layout)
+    api = Api(engine=engine, hub=hub, ws_limits=ConnectionLimits(settings.ws_max_connections_per_user))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        _, redis_url = require_urls(settings)
-        pool = make_pool(settings, min_size=2, max_size=10)
-        await pool.open(wait=True)
-        client = make_redis(settings)
-        broker = make_broker(settings)
-        app.state.update(
-            settings=settings,
-            pool=pool,
-            redis=client,
-            store=PostgresEventStore(pool.connection),
-            actors=OrderActors(broker, settings),
-            market=RedisMarket(sync_redis.Redis.from_url(redis_url), settings.redis_prefix),
-            order_rate=RateLimiter(
-                client,
-                settings.redis_prefix,
-                "orders",
-                per_minute=settings.order_rate_per_min,
-                burst=settings.order_rate_burst,
-            ),
-        )
-        actors: OrderActors = app.state.actors
-
-        async def send_route(order_id: str, priority: bool) -> None:
-            await anyio.to_thread.run_sync(partial(actors.send, "route", order_id, priority=priority))
-
-        app.state.waiting_jobs = LimitOrderJobs(pool, app.state.store, send_route)
-        app.state.ws_limits = ConnectionLimits(settings.ws_max_connections_per_user)
-        # The shared reader gets its own client: its blocking XREAD must not queue behind requests.
-        hub_client = make_redis(settings)
-        app.state.hub = hub = StreamHub(hub_client, settings.redis_prefix)
+        await engine.open()
         with contextlib.suppress(Exception):  # Redis down at start-up: the hub retries and resyncs
             await hub.start_position()
         hub_task = asyncio.get_running_loop().create_task(hub.run(), name="stream-hub")
@@ -84,10 +53,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             hub_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await hub_task
-            await hub_client.aclose()
-            broker.close()
-            await client.aclose()
-            await pool.close()
+            await engine.close()
+
+    def provide_api() -> Api:
+        return api
 
     return Litestar(
         route_handlers=[
@@ -99,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *METRICS_ROUTES,
         ],
         lifespan=[lifespan],
+        dependencies={"api": Provide(provide_api, use_cache=True, sync_to_thread=False)},
         middleware=[HttpMetricsMiddleware(), AuthMiddleware(keys)],  # metrics first: it sees 401s too
         exception_handlers=EXCEPTION_HANDLERS,
         debug=False,

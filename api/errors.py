@@ -17,9 +17,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from api.order_request import RequestError
-from api.order_service import RateLimited
 from api.schemas import ErrorBody, error_body
-from domain.errors import DomainError, OrderNotFound
+from domain.errors import DomainError, OrderNotFound, RateLimited
 
 log = logging.getLogger("orderengine.api")
 

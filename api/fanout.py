@@ -25,8 +25,8 @@ from contextlib import contextmanager
 
 import redis.asyncio as aioredis
 
+from adapters.redis_layout import RedisLayout
 from api.live_entry import LiveEntry
-from projections.redis_relay import all_orders_key
 
 log = logging.getLogger("orderengine.fanout")
 
@@ -69,14 +69,14 @@ class StreamHub:
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str,
+        layout: RedisLayout,
         *,
         block_ms: int = 2_000,
         batch: int = 500,
         max_pending: int = 1_000,
     ) -> None:
         self._client = client
-        self._key = all_orders_key(prefix)
+        self._key = layout.all_orders
         self._block_ms = block_ms
         self._batch = batch
         self._max_pending = max_pending

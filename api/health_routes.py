@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Response, get
-from litestar.datastructures import State
 from msgspec import UNSET
 
+from api.context import ApiDependency
 from api.openapi_docs import ok
 from api.schemas import Health, ProjectionLag, Readiness
 from projections.follower_status import status as follower_status
@@ -35,12 +35,13 @@ async def healthz() -> Health:
         503: ok(Readiness, "unready", "A dependency is down: `down` names it"),
     },
 )
-async def readyz(state: State) -> Response[Readiness]:
+async def readyz(api: ApiDependency) -> Response[Readiness]:
     """Postgres, Redis, a live worker and a live scheduler, log followers not stalled: 200, or
     503 naming what is down. `lag` reports every follower's lag either way."""
     checks: dict[str, str] = {}
+    engine = api.engine
     try:
-        async with state.pool.connection(timeout=2) as conn:
+        async with engine.database.pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
         checks["postgres"] = "ok"
     except Exception as exc:
@@ -48,7 +49,7 @@ async def readyz(state: State) -> Response[Readiness]:
     lag: dict[str, ProjectionLag] = {}
     if checks["postgres"] == "ok":
         try:
-            followers = await follower_status(state.pool)
+            followers = await follower_status(engine.database.pool)
             lag = {
                 f.name: ProjectionLag(events=f.lag_events, seconds=round(f.lag_seconds, 3)) for f in followers
             }
@@ -59,13 +60,13 @@ async def readyz(state: State) -> Response[Readiness]:
         except Exception as exc:
             checks["projections"] = f"unknown: {type(exc).__name__}"
     try:
-        prefix = state.settings.redis_prefix
-        await state.redis.ping()
+        layout = engine.layout
+        await engine.redis.ping()
         checks["redis"] = "ok"
         checks["scheduler"] = (
-            "ok" if await state.redis.exists(f"{prefix}:heartbeat:scheduler") else "no heartbeat"
+            "ok" if await engine.redis.exists(layout.scheduler_heartbeat) else "no heartbeat"
         )
-        workers = [k async for k in state.redis.scan_iter(match=f"{prefix}:heartbeat:worker:*", count=100)]
+        workers = [k async for k in engine.redis.scan_iter(match=layout.worker_heartbeats, count=100)]
         checks["worker"] = "ok" if workers else "no heartbeat"
     except Exception as exc:
         checks.setdefault("redis", f"down: {type(exc).__name__}")

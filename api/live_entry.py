@@ -7,17 +7,14 @@ keeps the cost of fan-out to the send itself.
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cached_property
 
 import msgspec
 
+from adapters.redis_layout import decode_entry
 from api.client_messages import client_message
-from domain.events import decode_event
 from domain.order import INTERNAL_EVENTS
-from domain.ports import EventMetadata, RecordedEvent
-
-_metadata_decoder = msgspec.json.Decoder(EventMetadata)
+from domain.ports import RecordedEvent
 
 
 def order_message_text(recorded: RecordedEvent) -> str:
@@ -62,16 +59,7 @@ class LiveEntry:
 
     @cached_property
     def recorded(self) -> RecordedEvent:
-        f = self.fields
-        return RecordedEvent(
-            position=int(f["position"]),
-            stream_id=f["order_id"],
-            version=int(f["version"]),
-            type=f["type"],
-            event=decode_event(f["event"]),
-            metadata=_metadata_decoder.decode(f["metadata"]),
-            recorded_at=datetime.fromisoformat(f["recorded_at"]),
-        )
+        return decode_entry(self.fields)
 
     @cached_property
     def order_text(self) -> str:

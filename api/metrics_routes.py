@@ -13,49 +13,37 @@ from typing import Any, cast
 
 import anyio
 from litestar import Request, Response, get
-from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from prometheus_client.metrics_core import Metric
 
 from adapters import metrics
-from adapters.redis_limiter import ExecutionLimiter
-from adapters.settings import Settings
+from adapters.bootstrap import Engine
+from adapters.redis_layout import QUEUES
+from api.context import ApiDependency
 from projections import orders_projection, redis_relay, stats_projection
-from workers.broker import PRIORITY_QUEUE, QUEUE
 
 log = logging.getLogger("orderengine.metrics")
 
 
-def broker_namespace(settings: Settings) -> str:
-    """Where Dramatiq keeps its queues: the namespace `workers.broker.make_broker` gives it."""
-    return f"{settings.redis_prefix}:dramatiq"
-
-
-async def _postgres_readings(state: State) -> list[Metric]:
+async def _postgres_readings(engine: Engine) -> list[Metric]:
     projections = [orders_projection.NAME, stats_projection.NAME]
-    lag = await metrics.read_follower_lag(state.pool, [redis_relay.NAME, *projections])
-    open_orders = await metrics.read_open_orders(state.pool)
+    pool = engine.database.pool
+    lag = await metrics.read_follower_lag(pool, [redis_relay.NAME, *projections])
+    open_orders = await metrics.read_open_orders(pool)
     return [
         *metrics.lag_families(lag, outbox=redis_relay.NAME, projections=projections),
         *metrics.open_order_families(open_orders),
     ]
 
 
-async def _redis_readings(state: State) -> list[Metric]:
-    settings: Settings = state.settings
-    depths = await metrics.read_queue_depths(state.redis, broker_namespace(settings), [QUEUE, PRIORITY_QUEUE])
-    limiter = ExecutionLimiter(
-        state.redis,
-        settings.redis_prefix,
-        max_in_flight=settings.queue_max_concurrent,
-        per_minute=settings.order_processor_rate,
-    )
-    return [*metrics.queue_families(depths), *metrics.slot_families(await limiter.in_flight())]
+async def _redis_readings(engine: Engine) -> list[Metric]:
+    depths = await metrics.read_queue_depths(engine.redis, engine.layout.dramatiq_namespace, list(QUEUES))
+    return [*metrics.queue_families(depths), *metrics.slot_families(await engine.slots.in_flight())]
 
 
-async def scrape_readings(state: State) -> list[Metric]:
+async def scrape_readings(engine: Engine) -> list[Metric]:
     """The scrape-time gauges; a source that cannot be read is reported down, not a 500,
     so the process metrics still arrive while Postgres or Redis is out."""
     families: list[Metric] = []
@@ -63,7 +51,7 @@ async def scrape_readings(state: State) -> list[Metric]:
     for source, read in (("postgres", _postgres_readings), ("redis", _redis_readings)):
         try:
             with anyio.fail_after(5):
-                families.extend(await read(state))
+                families.extend(await read(engine))
             up[source] = True
         except Exception:
             log.warning("metrics: reading %s failed", source, exc_info=True)
@@ -72,9 +60,9 @@ async def scrape_readings(state: State) -> list[Metric]:
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics_handler(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+async def metrics_handler(request: Request[Any, Any, Any], api: ApiDependency) -> Response[bytes]:
     """Every engine process's metrics plus the gauges read now, in Prometheus text format."""
-    families = await scrape_readings(state)
+    families = await scrape_readings(api.engine)
     # Reading the processes' files is blocking file I/O: off the event loop.
     body, content_type = await anyio.to_thread.run_sync(
         partial(metrics.render, families, accept=request.headers.get("accept", ""))

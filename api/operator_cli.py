@@ -23,8 +23,9 @@ from typing import Any
 import msgspec
 import psycopg
 import psycopg.errors
-from psycopg import AsyncConnection
 
+from adapters.bootstrap import operator_database
+from adapters.database import Database
 from adapters.postgres_event_store import EVENT_COLUMNS, read_all, row_to_recorded
 from adapters.settings import Settings
 from api.client_messages import event_details
@@ -85,7 +86,7 @@ def register(sub: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with database_url(settings) as url:
-            return int(asyncio.run(args.handler(url, args)))
+            return int(asyncio.run(_with_database(url, args)))
     except CommandError as exc:
         print(f"orderengine: {exc}", file=sys.stderr)
         return exc.code
@@ -97,6 +98,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+async def _with_database(url: str, args: argparse.Namespace) -> int:
+    """Run the command's handler with the database the composition root builds for it."""
+    async with operator_database(url) as db:
+        return int(await args.handler(db, args))
 
 
 def unreachable(exc: psycopg.OperationalError) -> str:
@@ -148,10 +155,10 @@ def _instant(raw: str, option: str) -> datetime:
 # -- replay ------------------------------------------------------------------------------
 
 
-async def _replay(url: str, args: argparse.Namespace) -> int:
+async def _replay(db: Database, args: argparse.Namespace) -> int:
     order_id = _order_id(args.order_id)
     as_of = _instant(args.as_of, "--as-of") if args.as_of else None
-    async with await AsyncConnection.connect(url) as conn:
+    async with db.pool.connection() as conn:
         cur = await conn.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = %s ORDER BY version", (order_id,)
         )
@@ -220,12 +227,12 @@ def _short(value: Any) -> str:
 # -- audit -------------------------------------------------------------------------------
 
 
-async def _audit(url: str, args: argparse.Namespace) -> int:
+async def _audit(db: Database, args: argparse.Namespace) -> int:
     from projections.audit import audit
 
     since = _instant(args.since, "--since") if args.since else None
     progress = _Progress("audit") if sys.stderr.isatty() and not args.json else None
-    report = await audit(url, since=since, progress=progress.update if progress else None)
+    report = await audit(db, since=since, progress=progress.update if progress else None)
     if progress:
         progress.done()
     if args.json:
@@ -299,14 +306,14 @@ class _Progress:
 # -- events tail -------------------------------------------------------------------------
 
 
-async def _tail(url: str, args: argparse.Namespace) -> int:
+async def _tail(db: Database, args: argparse.Namespace) -> int:
     order = _order_id(args.order) if args.order else None
     if args.count is not None and args.count < 1:
         raise CommandError("--count must be at least 1")
     if args.from_position is not None and args.from_position < 0:
         raise CommandError("--from-position must be 0 or more")
     printed = 0
-    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+    async with db.pool.connection() as conn:
         if args.from_position is not None:
             after = args.from_position
         else:

@@ -1,23 +1,22 @@
 """Order commands and reads: submit, fetch, list, events, cancel.
 
-Handlers stay thin: they validate input, call `handle` with a domain command or
-read a projection, and shape the answer.
+Handlers stay thin: they validate input, call one application service (placement,
+cancellation) or read a projection, and shape the answer.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, delete, get, post
-from litestar.datastructures import State
 from litestar.params import PathParameter
 from msgspec import UNSET
 
 from api.auth import caller_of, ensure_visible, owner_of
+from api.context import ApiDependency
 from api.errors import Forbidden
 from api.openapi_docs import (
     BEARER,
@@ -29,8 +28,8 @@ from api.openapi_docs import (
     errors,
     ok,
 )
+from api.order_placing import place
 from api.order_request import OrderStatus, RequestError, parse_list_query
-from api.order_service import place_order
 from api.schemas import (
     CancelResult,
     EventMetadataView,
@@ -40,9 +39,7 @@ from api.schemas import (
     OrderView,
     RecordedEventView,
 )
-from domain.commands import CancelOrder
-from domain.errors import InvalidTransition, OrderNotFound
-from domain.handling import handle
+from domain.errors import OrderNotFound
 from projections.order_views import decode_cursor, find_order, list_orders
 
 log = logging.getLogger("orderengine.api")
@@ -74,12 +71,13 @@ def parse_order_id(raw: str) -> str:
     },
     operation_class=documented(body=ORDER_BODY, parameters=[IDEMPOTENCY_KEY_HEADER]),
 )
-async def execute_order(request: Request[Any, Any, Any], state: State) -> OrderAccepted:
+async def execute_order(request: Request[Any, Any, Any], api: ApiDependency) -> OrderAccepted:
     """Accept an order: stored as `pending` in the log before this answers."""
-    # The body and the header are read by hand (place_order, shared with the WebSocket
-    # submit) so that every refusal names its field; /schema documents both.
-    accepted = await place_order(
-        state,
+    # The body and the header are read by hand (api/order_placing.py, shared with the
+    # WebSocket submit) so that every refusal names its field; /schema documents both.
+    accepted = await place(
+        api.engine.placement,
+        api.settings,
         await request.body(),
         caller=caller_of(request),
         idempotency_key=request.headers.get("idempotency-key"),
@@ -93,9 +91,9 @@ async def execute_order(request: Request[Any, Any, Any], state: State) -> OrderA
     responses={200: ok(OrderView, "order"), **errors(401, 404, 503)},
     operation_class=documented(),
 )
-async def get_order(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> OrderView:
+async def get_order(order_id: OrderIdPath, request: Request[Any, Any, Any], api: ApiDependency) -> OrderView:
     """The order from the read model (or folded from the log if the projection lags)."""
-    order = await find_order(state.pool, state.store, parse_order_id(order_id))
+    order = await find_order(api.engine.database.pool, api.engine.store, parse_order_id(order_id))
     if order is None:
         raise OrderNotFound(order_id)
     ensure_visible(caller_of(request), order["userId"], order_id)
@@ -108,7 +106,7 @@ async def get_order(order_id: OrderIdPath, request: Request[Any, Any, Any], stat
     responses={200: ok(OrderPage, "page"), **errors(401, 403, 422, 503)},
     operation_class=documented(parameters=LIST_QUERY),
 )
-async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> OrderPage:
+async def list_orders_handler(request: Request[Any, Any, Any], api: ApiDependency) -> OrderPage:
     """Orders newest first, filtered by user and status; `nextCursor` is null on the last page."""
     query = parse_list_query(request.query_params)
     try:
@@ -122,7 +120,7 @@ async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> 
             raise Forbidden("an API key lists only its own user's orders", field="userId")
         user_id = caller
     orders, next_cursor = await list_orders(
-        state.pool,
+        api.engine.database.pool,
         user_id=user_id,
         status=None if query.status is UNSET else query.status,
         limit=query.limit,
@@ -137,10 +135,12 @@ async def list_orders_handler(request: Request[Any, Any, Any], state: State) -> 
     responses={200: ok(OrderEvents, "events"), **errors(401, 404, 503)},
     operation_class=documented(),
 )
-async def order_events(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> OrderEvents:
+async def order_events(
+    order_id: OrderIdPath, request: Request[Any, Any, Any], api: ApiDependency
+) -> OrderEvents:
     """The order's events from the log, in order: what an auditor replays."""
     oid = parse_order_id(order_id)
-    history = await state.store.read_stream(oid)
+    history = await api.engine.store.read_stream(oid)
     if not history:
         raise OrderNotFound(order_id)
     ensure_visible(caller_of(request), owner_of(history), oid)
@@ -167,27 +167,15 @@ async def order_events(order_id: OrderIdPath, request: Request[Any, Any, Any], s
     responses={200: ok(CancelResult, "cancelled"), **errors(401, 404, 409, 503)},
     operation_class=documented(),
 )
-async def cancel_order(order_id: OrderIdPath, request: Request[Any, Any, Any], state: State) -> CancelResult:
+async def cancel_order(
+    order_id: OrderIdPath, request: Request[Any, Any, Any], api: ApiDependency
+) -> CancelResult:
     """Cancel an order that has not started sending its swap; 409 with its status otherwise."""
     oid = parse_order_id(order_id)
     caller = caller_of(request)
-    if caller is not None:
-        ensure_visible(caller, owner_of(await state.store.read_stream(oid)), oid)
-    try:
-        order, _ = await handle(
-            state.store,
-            oid,
-            # With API keys, the key's user; an open API cannot tell who asked.
-            CancelOrder(command_id=f"{oid}:cancel", by=caller or "user"),
-            actor="api",
-            issued_at=datetime.now(UTC),
-        )
-    except InvalidTransition as exc:
-        if exc.status == "new":
-            raise OrderNotFound(oid) from None
-        raise
-    log.info("order cancelled", extra={"orderId": oid, "userId": order.user_id, "status": order.status})
-    # `new` is only the state before an order's first event: a handled order is never in it.
+    # With API keys, the key's user, and only their own orders; an open API cannot tell who asked.
+    order = await api.engine.cancellation.cancel(oid, by=caller or "user", owner=caller)
+    # `new` is only the state before an order's first event: a cancelled order is never in it.
     return CancelResult(orderId=oid, status=cast(OrderStatus, order.status), message="Order cancelled")
 
 

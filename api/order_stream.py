@@ -21,16 +21,16 @@ from typing import Any
 
 import anyio
 import msgspec
-from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 
 from adapters.metrics import websocket_connection
 from api.auth import caller_of, owner_of
+from api.context import Api
 from api.fanout import StreamHub, Subscription
 from api.live_entry import LiveEntry, is_internal, order_message_text, user_message_text
+from api.order_placing import place
 from api.order_request import RequestError
-from api.order_service import RateLimited, place_order
-from domain.errors import DomainError
+from domain.errors import DomainError, RateLimited
 from domain.order import TERMINAL, status_of
 from domain.ports import RecordedEvent
 
@@ -52,32 +52,32 @@ class Refused(Exception):
 # -- entry points -----------------------------------------------------------------
 
 
-async def stream_from_query(socket: Any, state: State) -> None:
+async def stream_from_query(socket: Any, api: Api) -> None:
     """`/ws?orderId=…[&fromVersion=N]` streams one order, `/ws?userId=…[&fromPosition=N]` a user's."""
     query = socket.query_params
     if query.get("orderId") is None and query.get("userId") is not None:
-        await _serve(socket, state, lambda: _user_stream(socket, state, query.get("userId")))
+        await _serve(socket, api, lambda: _user_stream(socket, api, query.get("userId")))
     else:
-        await _serve(socket, state, lambda: _order_stream(socket, state, query.get("orderId")))
+        await _serve(socket, api, lambda: _order_stream(socket, api, query.get("orderId")))
 
 
-async def stream_order(socket: Any, state: State, order_id: str) -> None:
+async def stream_order(socket: Any, api: Api, order_id: str) -> None:
     """`/api/orders/{id}/stream`: one order."""
-    await _serve(socket, state, lambda: _order_stream(socket, state, order_id))
+    await _serve(socket, api, lambda: _order_stream(socket, api, order_id))
 
 
-async def submit_and_stream(socket: Any, state: State) -> None:
+async def submit_and_stream(socket: Any, api: Api) -> None:
     """`/api/orders/execute` as a WebSocket: the first message is the order, then its lifecycle."""
-    await _serve(socket, state, lambda: _submit(socket, state))
+    await _serve(socket, api, lambda: _submit(socket, api))
 
 
 # -- connection handling --------------------------------------------------------------
 
 
-async def _serve(socket: Any, state: State, run: Callable[[], Awaitable[None]]) -> None:
+async def _serve(socket: Any, api: Api, run: Callable[[], Awaitable[None]]) -> None:
     await socket.accept()
     owner = caller_of(socket) or f"ip:{socket.client.host if socket.client else 'unknown'}"
-    if not state.ws_limits.acquire(owner):
+    if not api.ws_limits.acquire(owner):
         await _close(socket, 1008, "too many open WebSocket connections for this user")
         return
     try:
@@ -92,7 +92,7 @@ async def _serve(socket: Any, state: State, run: Callable[[], Awaitable[None]]) 
         log.exception("websocket stream failed", extra={"path": str(socket.url)})
         await _close(socket, 1011, "internal error")
     finally:
-        state.ws_limits.release(owner)
+        api.ws_limits.release(owner)
 
 
 async def _close(socket: Any, code: int, reason: str) -> None:
@@ -135,9 +135,7 @@ def _whole_number(query: Any, *names: str) -> int:
 # -- one order ------------------------------------------------------------------------
 
 
-async def _order_stream(
-    socket: Any, state: State, raw_id: str | None, from_version: int | None = None
-) -> None:
+async def _order_stream(socket: Any, api: Api, raw_id: str | None, from_version: int | None = None) -> None:
     try:
         order_id = str(uuid.UUID(raw_id or ""))
     except ValueError:
@@ -145,9 +143,9 @@ async def _order_stream(
     if from_version is None:
         # `lastEventId` lets an EventSource-style client resume with the last version it saw.
         from_version = _whole_number(socket.query_params, "fromVersion", "lastEventId")
-    hub: StreamHub = state.hub
+    hub: StreamHub = api.hub
     with hub.order(order_id) as sub:  # before reading history: nothing can fall between
-        history = await state.store.read_stream(order_id)
+        history = await api.engine.store.read_stream(order_id)
         caller = caller_of(socket)
         if not history or (caller is not None and owner_of(history) != caller):
             raise Refused(f"unknown order {order_id}")
@@ -156,16 +154,16 @@ async def _order_stream(
         ended = any(status_of(r.event) in TERMINAL for r in history if r.version <= from_version)
 
         async def pump() -> bool:
-            return ended or await _pump_order(socket, state, order_id, sub, pending, from_version)
+            return ended or await _pump_order(socket, api, order_id, sub, pending, from_version)
 
-        finished = await _until_client_leaves(socket, pump, state.settings.ws_close_on_terminal)
+        finished = await _until_client_leaves(socket, pump, api.settings.ws_close_on_terminal)
     if finished:
         await _close(socket, 1000, "order finished")
 
 
 async def _pump_order(
     socket: Any,
-    state: State,
+    api: Api,
     order_id: str,
     sub: Subscription,
     pending: Sequence[RecordedEvent | LiveEntry],
@@ -186,7 +184,7 @@ async def _pump_order(
                 return True
         batch = await sub.next_batch()
         if sub.take_overflow() or not _follows([entry.version for entry in batch], sent):
-            pending = [r for r in await state.store.read_stream(order_id) if r.version > sent]
+            pending = [r for r in await api.engine.store.read_stream(order_id) if r.version > sent]
         else:
             pending = batch
 
@@ -206,27 +204,27 @@ def _follows(versions: Sequence[int], sent: int) -> bool:
 # -- every order of a user -------------------------------------------------------------
 
 
-async def _user_stream(socket: Any, state: State, user_id: str) -> None:
+async def _user_stream(socket: Any, api: Api, user_id: str) -> None:
     caller = caller_of(socket)
     if not user_id.strip():
         raise Refused("userId must not be empty")
     if caller is not None and user_id != caller:
         raise Refused("an API key streams only its own user's orders")
     after = _whole_number(socket.query_params, "fromPosition", "lastEventId")
-    hub: StreamHub = state.hub
+    hub: StreamHub = api.hub
     with hub.user(user_id) as sub:
         await _until_client_leaves(
-            socket, lambda: _pump_user(socket, state, user_id, sub, after), close_when_done=False
+            socket, lambda: _pump_user(socket, api, user_id, sub, after), close_when_done=False
         )
 
 
-async def _pump_user(socket: Any, state: State, user_id: str, sub: Subscription, after: int) -> bool:
+async def _pump_user(socket: Any, api: Api, user_id: str, sub: Subscription, after: int) -> bool:
     """History by position from Postgres, then live entries; never finishes by itself."""
-    after = await _send_user_history(socket, state, user_id, after)
+    after = await _send_user_history(socket, api, user_id, after)
     while True:
         batch = await sub.next_batch()
         if sub.take_overflow():
-            after = await _send_user_history(socket, state, user_id, after)
+            after = await _send_user_history(socket, api, user_id, after)
             continue
         for entry in batch:
             if entry.position <= after:
@@ -236,9 +234,9 @@ async def _pump_user(socket: Any, state: State, user_id: str, sub: Subscription,
                 await socket.send_data(entry.user_text)
 
 
-async def _send_user_history(socket: Any, state: State, user_id: str, after: int) -> int:
+async def _send_user_history(socket: Any, api: Api, user_id: str, after: int) -> int:
     while True:
-        page = await state.store.read_user_events(user_id, after, HISTORY_PAGE)
+        page = await api.engine.store.read_user_events(user_id, after, HISTORY_PAGE)
         for recorded in page:
             if not is_internal(recorded):
                 await socket.send_data(user_message_text(recorded))
@@ -250,7 +248,7 @@ async def _send_user_history(socket: Any, state: State, user_id: str, after: int
 # -- submit on the socket ----------------------------------------------------------------
 
 
-async def _submit(socket: Any, state: State) -> None:
+async def _submit(socket: Any, api: Api) -> None:
     try:
         with anyio.fail_after(FIRST_MESSAGE_TIMEOUT_S):
             first = await socket.receive_data(mode="text")
@@ -258,8 +256,12 @@ async def _submit(socket: Any, state: State) -> None:
         raise Refused(f"send the order as the first message within {FIRST_MESSAGE_TIMEOUT_S:.0f} s") from None
     raw = first.encode() if isinstance(first, str) else bytes(first or b"")
     try:
-        accepted = await place_order(
-            state, raw, caller=caller_of(socket), idempotency_key=socket.headers.get("idempotency-key")
+        accepted = await place(
+            api.engine.placement,
+            api.settings,
+            raw,
+            caller=caller_of(socket),
+            idempotency_key=socket.headers.get("idempotency-key"),
         )
     except RequestError as exc:
         await _send_error(socket, exc.code, exc.message, exc.field)
@@ -271,7 +273,7 @@ async def _submit(socket: Any, state: State) -> None:
         await _send_error(socket, "conflict", str(exc), status=getattr(exc, "status", None))
         raise Refused(str(exc)) from None
     await socket.send_data(msgspec.json.encode(accepted).decode())
-    await _order_stream(socket, state, accepted["orderId"], from_version=0)
+    await _order_stream(socket, api, accepted["orderId"], from_version=0)
 
 
 async def _send_error(

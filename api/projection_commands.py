@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import msgspec
 import psycopg
 
+from adapters.database import Database
 from adapters.settings import Settings
 from api import operator_cli
 from api.operator_cli import EXIT_FAILED, EXIT_OK, CommandError
@@ -93,11 +94,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 # -- rebuild -------------------------------------------------------------------------------
 
 
-async def _rebuild(url: str, args: argparse.Namespace) -> int:
+async def _rebuild(db: Database, args: argparse.Namespace) -> int:
     names = [args.name] if args.name else list(PROJECTIONS)
     bar = ProgressBar(", ".join(names), sys.stderr)
     try:
-        report = await projection_rebuild.rebuild(url, args.name, bar.update, args.workers)
+        report = await projection_rebuild.rebuild(db, args.name, bar.update, args.workers)
     except RebuildError as exc:
         bar.close()
         raise CommandError(f"{exc} (the live tables are unchanged)", EXIT_FAILED) from None
@@ -188,9 +189,9 @@ def _unreachable(exc: psycopg.OperationalError) -> CommandError:
     return CommandError(operator_cli.unreachable(exc), EXIT_FAILED)
 
 
-async def _status(url: str, args: argparse.Namespace) -> int:
+async def _status(db: Database, args: argparse.Namespace) -> int:
     try:
-        followers = await follower_status(url)
+        followers = await follower_status(db)
     except psycopg.OperationalError as exc:
         raise _unreachable(exc) from None
     if args.json:

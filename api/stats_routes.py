@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
-from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
 from api.auth import caller_of
+from api.context import ApiDependency
 from api.openapi_docs import BEARER, documented, errors, ok
 from api.schemas import ErrorBody, PairStats, PairStatsList, UserStats, error_body
 from projections.stats_views import pair_stats, user_stats
@@ -40,10 +40,12 @@ _NO_PAIR: dict[int, tuple[str, ErrorBody]] = {
     responses={200: ok(UserStats, "user_stats"), **errors(401, 404, 503, examples=_NO_USER)},
     operation_class=documented(),
 )
-async def user_stats_handler(user_id: UserIdPath, request: Request[Any, Any, Any], state: State) -> UserStats:
+async def user_stats_handler(
+    user_id: UserIdPath, request: Request[Any, Any, Any], api: ApiDependency
+) -> UserStats:
     """A user's orders by status, success rate and execution time, and each pair they traded."""
     caller = caller_of(request)
-    found = await user_stats(state.pool, user_id) if caller in (None, user_id) else None
+    found = await user_stats(api.engine.database.pool, user_id) if caller in (None, user_id) else None
     if found is None:
         raise NotFoundException(f"no orders of user {user_id}")
     return msgspec.convert(found, UserStats)
@@ -55,9 +57,9 @@ async def user_stats_handler(user_id: UserIdPath, request: Request[Any, Any, Any
     responses={200: ok(PairStatsList, "pairs_stats"), **errors(401, 503)},
     operation_class=documented(),
 )
-async def pairs_stats_handler(state: State) -> PairStatsList:
+async def pairs_stats_handler(api: ApiDependency) -> PairStatsList:
     """Every token pair's orders over all users: counts, volumes, success rate, execution time."""
-    return PairStatsList(pairs=msgspec.convert(await pair_stats(state.pool), list[PairStats]))
+    return PairStatsList(pairs=msgspec.convert(await pair_stats(api.engine.database.pool), list[PairStats]))
 
 
 @get(
@@ -66,9 +68,9 @@ async def pairs_stats_handler(state: State) -> PairStatsList:
     responses={200: ok(PairStats, "pair_stats"), **errors(401, 404, 503, examples=_NO_PAIR)},
     operation_class=documented(),
 )
-async def pair_stats_handler(token_in: TokenPath, token_out: TokenPath, state: State) -> PairStats:
+async def pair_stats_handler(token_in: TokenPath, token_out: TokenPath, api: ApiDependency) -> PairStats:
     """One token pair's orders over all users (tokenIn → tokenOut; the reverse is another pair)."""
-    found = await pair_stats(state.pool, token_in, token_out)
+    found = await pair_stats(api.engine.database.pool, token_in, token_out)
     if not found:
         raise NotFoundException(f"no orders of pair {token_in}/{token_out}")
     return msgspec.convert(found[0], PairStats)

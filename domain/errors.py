@@ -57,3 +57,23 @@ class NoPool(EngineError):
 
 class TransientError(EngineError):
     """A failure that may succeed if tried again (timeout, RPC error, no quotes)."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """The idempotency key already names an order with different terms."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__("this idempotency key already names a different order")
+        self.status = status
+
+
+class RateLimited(EngineError):
+    """The user submits faster than the per-user limit allows (answered 429 with Retry-After)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many orders: retry in {retry_after_s:.1f} s")
+        self.retry_after_s = retry_after_s
+
+
+class QueueUnavailable(EngineError):
+    """The step queue cannot take a message now; the re-driver sends it later."""

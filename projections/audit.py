@@ -40,6 +40,7 @@ import msgspec
 from psycopg import AsyncConnection, IsolationLevel, sql
 from psycopg.types.json import set_json_loads
 
+from adapters.database import Database
 from projections import log_checks, log_scan, orders_bulk
 from projections import stats_projection as stats
 from projections.divergence import KINDS, Divergence
@@ -74,7 +75,7 @@ class AuditReport:
 
 
 async def audit(
-    url: str,
+    db: Database,
     *,
     since: datetime | None = None,
     progress: Callable[[int], None] | None = None,
@@ -84,9 +85,9 @@ async def audit(
     report = AuditReport()
     scope, params = _scope(since)
     async with (
-        await AsyncConnection.connect(url) as main,
-        await AsyncConnection.connect(url) as scanner,
-        await AsyncConnection.connect(url) as checker,
+        await db.connect(autocommit=False) as main,
+        await db.connect(autocommit=False) as scanner,
+        await db.connect(autocommit=False) as checker,
     ):
         for conn in (main, scanner, checker):
             await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)

@@ -12,17 +12,18 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.database import Database as DatabaseAdapter
 from projections.registry import FOLLOWERS, PROJECTIONS
 
 Pool = AsyncConnectionPool[AsyncConnection[Any]]
-Database = str | Pool
+Database = DatabaseAdapter | Pool
 
 
 @asynccontextmanager
 async def one_connection(db: Database) -> AsyncIterator[AsyncConnection[Any]]:
-    """A connection of the pool, or one opened (autocommit) for a connection string."""
-    if isinstance(db, str):
-        async with await AsyncConnection.connect(db, autocommit=True) as conn:
+    """A connection of the pool, or one of its own for a database (a command, a rebuild)."""
+    if isinstance(db, DatabaseAdapter):
+        async with await db.connect() as conn:
             yield conn
     else:
         async with db.connection() as conn:

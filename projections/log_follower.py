@@ -120,11 +120,13 @@ class LogFollower:
                 pass
 
 
-async def listen_for_events(database_url: str, followers: list[LogFollower]) -> None:
+async def listen_for_events(
+    connect: Callable[[], Awaitable[AsyncConnection[Any]]], followers: list[LogFollower]
+) -> None:
     """Wake every follower on `NOTIFY events`; reconnects if the connection drops."""
     while True:
         try:
-            async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            async with await connect() as conn:
                 await conn.execute("LISTEN events")
                 for f in followers:  # catch up on anything committed while not listening
                     f.wakeup.set()

@@ -11,7 +11,7 @@ import binascii
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from psycopg import AsyncConnection
@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres_event_store import PostgresEventStore
+from domain.events import OrderType
 from domain.order import fold
 from projections.orders_projection import row_params
 
@@ -128,6 +129,28 @@ async def stuck_orders(
             (older_than, limit),
         )
         return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in await cur.fetchall()]
+
+
+class PostgresOrderFinder:
+    """The `OrderFinder` port over the `orders` read model (the scheduler's jobs)."""
+
+    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+        self.pool = pool
+
+    async def waiting(self, token: str | None = None, limit: int = 1000) -> list[tuple[str, OrderType]]:
+        return [
+            (order_id, cast(OrderType, kind))
+            for order_id, kind in await waiting_orders(self.pool, limit, token)
+        ]
+
+    async def due_for_expiry(self, now: datetime, limit: int = 1000) -> list[str]:
+        return await due_for_expiry(self.pool, now, limit)
+
+    async def stuck(self, older_than: datetime, limit: int = 1000) -> list[tuple[str, str, int, OrderType]]:
+        return [
+            (order_id, status, version, cast(OrderType, kind))
+            for order_id, status, version, kind in await stuck_orders(self.pool, older_than, limit)
+        ]
 
 
 def encode_cursor(created_at: datetime, order_id: str) -> str:

@@ -49,10 +49,11 @@ import msgspec
 import psycopg
 from psycopg import AsyncConnection, sql
 
+from adapters.database import Database
 from adapters.postgres_event_store import read_all
 from projections import bulk_load, shadow_tables
 from projections.bulk_load import Builder
-from projections.follower_status import Database, status
+from projections.follower_status import status
 from projections.log_follower import write_checkpoint
 from projections.rebuild_errors import RebuildError
 from projections.registry import PROJECTIONS, Projection, choose
@@ -99,14 +100,8 @@ class RebuildReport(msgspec.Struct, kw_only=True, rename="camel"):
 # -- connections ------------------------------------------------------------------------------
 
 
-def _url(db: Database) -> str:
-    # A pool's connections serve the application: the rebuild opens its own (several, for
-    # a long time), with the pool's connection string.
-    return db if isinstance(db, str) else str(db.conninfo)
-
-
-async def _connect(url: str) -> AsyncConnection[Any]:
-    return await AsyncConnection.connect(url, autocommit=True)
+# A pool's connections serve the application: the rebuild opens its own (several, for a
+# long time), and its scan processes connect with the database's URL.
 
 
 # -- rebuild -----------------------------------------------------------------------------------
@@ -139,11 +134,10 @@ async def rebuild(
     `workers`: processes for the scan (default: projections/bulk_load.py decides by the
     log's size)."""
     chosen = choose(name)
-    url = _url(db)
     started = time.perf_counter()
     phases: dict[str, float] = {}
     async with AsyncExitStack() as stack:
-        control = await stack.enter_async_context(await _connect(url))
+        control = await stack.enter_async_context(await db.connect())
         for p in chosen:
             cur = await control.execute("SELECT pg_try_advisory_lock(%s)", (p.lock_key,))
             row = await cur.fetchone()
@@ -161,12 +155,12 @@ async def rebuild(
             targets = [job.target for job in jobs]
             total = await _count(control, upto)
             workers = bulk_load.workers_for(total, workers)
-            events = await bulk_load.load(url, targets, upto, total, progress, workers)
+            events = await bulk_load.load(db.url, targets, upto, total, progress, workers)
             phases["scan"] = time.perf_counter() - started
             mark = time.perf_counter()
             for job in jobs:
                 await job.builder.after_load(control, job.names)
-            await _in_parallel(url, [i.ddl for job in jobs for s in job.shadows for i in s.indexes])
+            await _in_parallel(db, [i.ddl for job in jobs for s in job.shadows for i in s.indexes])
             for job in jobs:
                 for shadow in job.shadows:
                     await shadow_tables.finish(control, shadow)
@@ -218,13 +212,13 @@ async def _target(conn: AsyncConnection[Any], name: str, head: int) -> int:
     return head
 
 
-async def _in_parallel(url: str, statements: list[sql.Composed]) -> None:
+async def _in_parallel(db: Database, statements: list[sql.Composed]) -> None:
     """Run the index builds on INDEX_BUILDERS connections at once (Python waits meanwhile,
     so Postgres has every core)."""
     queue = list(reversed(statements))
 
     async def worker() -> None:
-        async with await _connect(url) as conn:
+        async with await db.connect() as conn:
             await conn.execute("SET maintenance_work_mem = '256MB'")
             while queue:
                 await conn.execute(queue.pop())

@@ -1,7 +1,7 @@
 """The outbox relay: copies the Postgres log into Redis streams.
 
 Redis is fed from the log, never written beside it in the command path, so a
-Redis outage delays events and loses none. Layout (also in docs/architecture.md):
+Redis outage delays events and loses none. Layout (adapters/redis_layout.py):
 
 - `{prefix}:order:{order_id}`: one stream per order; entry id `{version}-0`;
   expires `order_stream_ttl_s` after the order's final event.
@@ -19,42 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 from psycopg import AsyncConnection
 from redis.exceptions import ResponseError
 
 from adapters.postgres_event_store import users_of
-from domain.events import OrderPending, encode_event
+from adapters.redis_layout import RedisLayout, encode_entry
+from domain.events import OrderPending
 from domain.order import TERMINAL, status_of
 from domain.ports import RecordedEvent
 
 NAME = "redis_relay"
 _USER_CACHE_MAX = 100_000
-
-_encoder = msgspec.json.Encoder()
-
-
-def order_stream_key(prefix: str, order_id: str) -> str:
-    return f"{prefix}:order:{order_id}"
-
-
-def all_orders_key(prefix: str) -> str:
-    return f"{prefix}:orders"
-
-
-def entry_fields(e: RecordedEvent, user_id: str = "") -> dict[str, str]:
-    return {
-        "position": str(e.position),
-        "version": str(e.version),
-        "order_id": e.stream_id,
-        "user_id": user_id,
-        "type": e.type,
-        "status": status_of(e.event) or "",
-        "event": encode_event(e.event).decode(),
-        "metadata": _encoder.encode(e.metadata).decode(),
-        "recorded_at": e.recorded_at.isoformat(),
-    }
 
 
 def _already_published(result: object) -> bool:
@@ -65,13 +41,13 @@ class RedisRelay:
     def __init__(
         self,
         client: aioredis.Redis,
-        prefix: str,
+        layout: RedisLayout,
         *,
         stream_maxlen: int = 100_000,
         order_stream_ttl_s: int = 86_400,
     ) -> None:
         self.client = client
-        self.prefix = prefix
+        self.layout = layout
         self.stream_maxlen = stream_maxlen
         self.order_stream_ttl_s = order_stream_ttl_s
         self._user_cache: dict[str, str] = {}
@@ -80,13 +56,13 @@ class RedisRelay:
         users = await self._users(conn, events)
         pipe = self.client.pipeline(transaction=False)
         for e in events:
-            fields = entry_fields(e, users.get(e.stream_id, ""))
-            order_key = order_stream_key(self.prefix, e.stream_id)
+            fields = encode_entry(e, users.get(e.stream_id, ""))
+            order_key = self.layout.order_stream(e.stream_id)
             pipe.xadd(order_key, fields, id=f"{e.version}-0")  # type: ignore[arg-type]
             if fields["status"] in TERMINAL:
                 pipe.expire(order_key, self.order_stream_ttl_s)
             pipe.xadd(
-                all_orders_key(self.prefix),
+                self.layout.all_orders,
                 fields,  # type: ignore[arg-type]
                 id=f"{e.position}-0",
                 maxlen=self.stream_maxlen,

@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from psycopg import AsyncConnection
+
+Connect = Callable[[], Awaitable[AsyncConnection[Any]]]
 
 log = logging.getLogger("orderengine.singleton")
 
@@ -24,7 +27,7 @@ RELAY_LOCK_KEY = 0x6F65_726C  # "oerl": the outbox relay and projections
 
 
 async def run_exclusively(
-    database_url: str,
+    connect: Connect,
     key: int,
     task_factory: Callable[[], Awaitable[None]],
     *,
@@ -35,7 +38,7 @@ async def run_exclusively(
     """Forever: wait for the lock `key`, then run `task_factory()` while holding it."""
     while True:
         try:
-            async with await AsyncConnection.connect(database_url, autocommit=True) as conn:
+            async with await connect() as conn:
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
                 row = await cur.fetchone()
                 if not (row and row[0]):
@@ -53,7 +56,7 @@ async def run_exclusively(
 
 
 async def _hold(
-    conn: AsyncConnection[object], task_factory: Callable[[], Awaitable[None]], check_interval: float
+    conn: AsyncConnection[Any], task_factory: Callable[[], Awaitable[None]], check_interval: float
 ) -> None:
     task = asyncio.ensure_future(task_factory())
     try:

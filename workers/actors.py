@@ -1,36 +1,37 @@
-"""The Dramatiq actors `route`, `build`, `submit`, `confirm`.
+"""The Dramatiq actors `route`, `build`, `submit`, `confirm`: thin adapters over the
+execution service (domain/services/execution.py).
 
-Actors are plain threads (measured faster than Dramatiq's AsyncIO middleware);
-each worker thread owns one event loop and its own connections
-(`ThreadRuntime`), opened lazily on first use, never at import.
+Each actor is a plain function in a worker thread: it reads the delivery's attempt
+number and message id, runs the step as a coroutine on the process's one event loop
+(Dramatiq's AsyncIO middleware), where the engine's pools and clients live, records
+the step's latency, and turns the service's answer into Dramatiq's: `Retry(delay)` for
+a transient failure, nothing otherwise (the service has already queued the next step).
+A sniper order's steps run as `<step>_priority` on their own queue, ahead of the others.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import CurrentMessage
 
 from adapters import metrics
-from adapters.bootstrap import make_dexes, make_pool, make_redis
-from adapters.postgres_event_store import PostgresEventStore
-from adapters.redis_limiter import ExecutionLimiter
-from adapters.settings import Settings
+from adapters.redis_layout import PRIORITY_QUEUE, QUEUE
+from adapters.step_queue import actor_name
 from domain.errors import DomainError
 from domain.events import Step
-from domain.ports import Dex
-from workers.broker import PRIORITY_QUEUE, QUEUE
-from workers.steps import OrderSteps, Outcome
+from domain.services.execution import Outcome
 
 log = logging.getLogger("orderengine.actors")
 
 STEPS: tuple[Step, ...] = ("route", "build", "submit", "confirm")
+
+RunStep = Callable[[Step, str, int, str], Awaitable[Outcome]]
 
 
 def outcome_label(outcome: Outcome) -> str:
@@ -42,115 +43,44 @@ def outcome_label(outcome: Outcome) -> str:
     return "ok"
 
 
-class ThreadRuntime:
-    """One worker thread's event loop and the clients bound to it."""
-
-    def __init__(self, settings: Settings, dexes: dict[str, Dex]) -> None:
-        self.runner = asyncio.Runner()
-        self.steps: OrderSteps = self.runner.run(self._open(settings, dexes))
-
-    async def _open(self, settings: Settings, dexes: dict[str, Dex]) -> OrderSteps:
-        self.pool = make_pool(settings, min_size=1, max_size=1)
-        await self.pool.open(wait=True)
-        self.redis = make_redis(settings)
-        limiter = ExecutionLimiter(
-            self.redis,
-            settings.redis_prefix,
-            max_in_flight=settings.queue_max_concurrent,
-            per_minute=settings.order_processor_rate,
-        )
-        return OrderSteps(
-            PostgresEventStore(self.pool.connection),
-            dexes,
-            limiter,
-            max_attempts=settings.max_retries,
-            backoff_base_ms=settings.backoff_base_ms,
-            quote_timeout_s=settings.quote_timeout_ms / 1000,
-            rng=random.Random(),
-        )
-
-    def run(self, step: Step, order_id: str, attempt: int, message_id: str) -> Outcome:
-        return self.runner.run(self.steps.run(step, order_id, attempt, message_id))
-
-    def close(self) -> None:
-        """Close the clients on their own loop; call once the thread is done with it."""
-
-        async def close_clients() -> None:
-            await self.redis.aclose()
-            await self.pool.close()
-
-        self.runner.run(close_clients())
-        self.runner.close()
+def declare_actors(broker: dramatiq.Broker, run_step: RunStep) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every step's actor (and its priority twin) on `broker`, running `run_step`."""
+    actors: dict[str, dramatiq.Actor[Any, Any]] = {}
+    for step in STEPS:
+        for priority in (False, True):
+            name = actor_name(step, priority)
+            actors[name] = dramatiq.actor(
+                _actor_fn(step, name, run_step),
+                actor_name=name,
+                queue_name=PRIORITY_QUEUE if priority else QUEUE,
+                # Dramatiq runs lower numbers first among the messages a worker holds.
+                priority=0 if priority else 10,
+                broker=broker,
+            )
+    return actors
 
 
-class OrderActors:
-    """Declares the actors on `broker`; in a worker they execute the steps."""
+def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[[str], None]:
+    def execute(order_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        attempt = (message.options.get("retries", 0) if message else 0) + 1
+        message_id = message.message_id if message else ""
+        loop = get_event_loop_thread()
+        if loop is None:
+            raise RuntimeError("the AsyncIO middleware is not running")
+        started = time.perf_counter()
+        try:
+            outcome = loop.run_coroutine(run_step(step, order_id, attempt, message_id))
+        except DomainError as exc:  # a decision, not a fault: never retried
+            metrics.observe_step(step, "refused", time.perf_counter() - started)
+            log.info("step %s skipped: %s", step, exc, extra={"orderId": order_id, "step": step})
+            return
+        except Exception:
+            metrics.observe_step(step, "error", time.perf_counter() - started)
+            raise
+        metrics.observe_step(step, outcome_label(outcome), time.perf_counter() - started)
+        if outcome.retry_in_ms is not None:
+            raise dramatiq.Retry(delay=outcome.retry_in_ms)
 
-    def __init__(self, broker: dramatiq.Broker, settings: Settings) -> None:
-        self.settings = settings
-        self._local = threading.local()
-        self._dexes: dict[str, Dex] | None = None
-        self._lock = threading.Lock()
-        self._runtimes: list[ThreadRuntime] = []
-        self.actors: dict[tuple[Step, bool], dramatiq.Actor[Any, Any]] = {}
-        for step in STEPS:
-            for priority in (False, True):
-                self.actors[(step, priority)] = dramatiq.actor(
-                    self._actor_fn(step, priority),
-                    actor_name=f"{step}_priority" if priority else step,
-                    queue_name=PRIORITY_QUEUE if priority else QUEUE,
-                    # Dramatiq runs lower numbers first among the messages a worker holds.
-                    priority=0 if priority else 10,
-                    broker=broker,
-                )
-
-    def send(self, step: Step, order_id: str, delay_ms: int | None = None, *, priority: bool = False) -> None:
-        """Enqueue `step` for the order; `priority` (sniper orders) uses the lane ahead of the others."""
-        self.actors[(step, priority)].send_with_options(args=(order_id,), delay=delay_ms)
-
-    def _runtime(self) -> ThreadRuntime:
-        runtime: ThreadRuntime | None = getattr(self._local, "runtime", None)
-        if runtime is None:
-            with self._lock:  # one set of DEX clients (and failure plan) per process
-                if self._dexes is None:
-                    self._dexes = make_dexes(self.settings)
-                runtime = ThreadRuntime(self.settings, self._dexes)
-                self._runtimes.append(runtime)
-            self._local.runtime = runtime
-        return runtime
-
-    def close(self) -> None:
-        """Release every worker thread's connections (after the worker has stopped)."""
-        for runtime in self._runtimes:
-            try:
-                runtime.close()
-            except Exception:
-                log.warning("closing a worker thread's clients failed", exc_info=True)
-        self._runtimes.clear()
-
-    def _actor_fn(self, step: Step, priority: bool):  # type: ignore[no-untyped-def]
-        def execute(order_id: str) -> None:
-            message = CurrentMessage.get_current_message()
-            attempt = (message.options.get("retries", 0) if message else 0) + 1
-            message_id = message.message_id if message else ""
-            runtime = self._runtime()  # outside the timing: a thread's first call opens its clients
-            started = time.perf_counter()
-            try:
-                outcome = runtime.run(step, order_id, attempt, message_id)
-            except DomainError as exc:  # a decision, not a fault: never retried
-                metrics.observe_step(step, "refused", time.perf_counter() - started)
-                log.info("step %s skipped: %s", step, exc, extra={"orderId": order_id, "step": step})
-                return
-            except Exception:
-                metrics.observe_step(step, "error", time.perf_counter() - started)
-                raise
-            metrics.observe_step(step, outcome_label(outcome), time.perf_counter() - started)
-            if outcome.retry_in_ms is not None:
-                raise dramatiq.Retry(delay=outcome.retry_in_ms)
-            if outcome.defer_ms is not None:
-                self.send(step, order_id, delay_ms=outcome.defer_ms, priority=priority)
-            elif outcome.next_step is not None:
-                self.send(outcome.next_step, order_id, priority=priority)
-
-        execute.__name__ = f"{step}_priority" if priority else step
-        return execute
+    execute.__name__ = name
+    return execute

@@ -1,29 +1,92 @@
-"""The worker process: a Dramatiq worker with N threads consuming the order queue."""
+"""The worker process: a Dramatiq worker whose threads run the execution steps as
+coroutines on one event loop, over one engine (pool, clients, services).
+
+The engine is opened on that loop when the worker boots and closed before the loop
+stops (a middleware placed after Dramatiq's AsyncIO one), and a heartbeat task on
+the same loop tells `/readyz` the worker is alive.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
+from typing import Any
 
 import dramatiq
-import redis
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.middleware import AsyncIO, Middleware
 
-from adapters.bootstrap import require_urls
+from adapters.bootstrap import Engine, bootstrap, require_urls
+from adapters.dramatiq_broker import make_broker
 from adapters.settings import Settings
-from workers.actors import OrderActors
-from workers.broker import make_broker
+from domain.events import Step
+from domain.services.execution import Outcome
+from workers.actors import declare_actors
 
 log = logging.getLogger("orderengine.worker")
 
 HEARTBEAT_SECONDS = 5
 
 
+class EngineRuntime(Middleware):  # type: ignore[misc]
+    """Opens the worker's engine on the actors' event loop, and closes it there."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # The steps run concurrently on one loop: one pool connection for each is enough.
+        self.engine: Engine = bootstrap(settings, pool_min=2, pool_max=max(4, settings.worker_threads))
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def run_step(self, step: Step, order_id: str, attempt: int, message_id: str) -> Outcome:
+        return await self.engine.execution.run(step, order_id, attempt, message_id)
+
+    # Placed after AsyncIO: hooks run in order before, in reverse after, so the loop is
+    # running when the engine opens and still running when it closes.
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._on_loop(self._open())
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._on_loop(self._close())
+
+    def _on_loop(self, coro: Any) -> None:
+        loop = get_event_loop_thread()
+        if loop is None:
+            raise RuntimeError("the AsyncIO middleware is not running")
+        loop.run_coroutine(coro)
+
+    async def _open(self) -> None:
+        await self.engine.open()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="worker-heartbeat")
+
+    async def _close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        with contextlib.suppress(Exception):
+            await self.engine.redis.delete(self.engine.layout.worker_heartbeat(os.getpid()))
+        await self.engine.close()
+
+    async def _beat(self) -> None:
+        key = self.engine.layout.worker_heartbeat(os.getpid())
+        while True:
+            try:
+                await self.engine.redis.set(key, str(time.time()), ex=HEARTBEAT_SECONDS * 3)
+            except Exception:
+                log.warning("worker heartbeat failed", exc_info=True)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
 def run_worker(settings: Settings) -> int:
-    broker = make_broker(settings)
-    actors = OrderActors(broker, settings)
+    runtime = EngineRuntime(settings)
+    broker = make_broker(settings, require_urls(settings)[1], runtime.engine.layout)
+    broker.add_middleware(runtime, after=AsyncIO)
+    declare_actors(broker, runtime.run_step)
     worker = dramatiq.Worker(
         broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_idle_ms
     )
@@ -32,20 +95,8 @@ def run_worker(settings: Settings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
     log.info("worker started", extra={"threads": settings.worker_threads})
-    heartbeat = redis.Redis.from_url(require_urls(settings)[1])
-    key = f"{settings.redis_prefix}:heartbeat:worker:{os.getpid()}"
-    beat_at = 0.0
-    while not stop.wait(0.5):
-        if time.monotonic() - beat_at >= HEARTBEAT_SECONDS:  # /readyz looks for a fresh one
-            try:
-                heartbeat.set(key, str(time.time()), ex=HEARTBEAT_SECONDS * 3)
-                beat_at = time.monotonic()
-            except redis.RedisError:
-                log.warning("worker heartbeat failed", exc_info=True)
-    heartbeat.delete(key)
-    heartbeat.close()
+    stop.wait()
     log.info("worker stopping")
     worker.stop(timeout=10_000)
-    actors.close()
     broker.close()
     return 0

@@ -69,8 +69,8 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from adapters.redis_layout import RedisLayout
 from domain.order import INTERNAL_EVENTS, TERMINAL
-from projections.redis_relay import all_orders_key
 from tests.benchmarks.bench_env import delete_prefix, scratch_servers
 from tests.benchmarks.flood import TERMINAL as FINAL_TYPES
 from tests.benchmarks.flood import Options as FloodOptions
@@ -206,7 +206,7 @@ class StreamTail(threading.Thread):
     def __init__(self, redis_url: str, prefix: str, after: int) -> None:
         super().__init__(daemon=True)
         self.client = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.key, self.last_id = all_orders_key(prefix), f"{after}-0"
+        self.key, self.last_id = RedisLayout(prefix).all_orders, f"{after}-0"
         self.seen_at: dict[int, float] = {}
         self.done = threading.Event()
 

@@ -48,16 +48,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
+import redis.asyncio as aioredis
 from psycopg import AsyncConnection
 
-from adapters.bootstrap import make_pool, make_redis
+from adapters.bootstrap import bootstrap
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_layout import RedisLayout
 from adapters.settings import Settings
 from domain.ports import EventMetadata
 from projections import redis_relay
-from projections.log_follower import LogFollower, listen_for_events
+from projections.log_follower import listen_for_events
 from tests.benchmarks.bench_env import delete_prefix, scratch_servers
 from tests.factories import new_order_id, pending_event
+from workers.scheduler import log_followers
 
 MAX_EVENTS, MAX_RUNS = 20_000, 10
 WARM_UP = 50  # events appended and awaited before the first run, not counted
@@ -137,34 +140,24 @@ class RelayThread:
 async def run_relay(settings: Settings, database_url: str) -> None:
     """`workers/scheduler.py`'s relay wiring, without the orders projection, the jobs and
     the relay lock (`run_exclusively`: there is one relay here)."""
-    pool = make_pool(settings, min_size=2, max_size=4)
-    await pool.open(wait=True)
-    redis = make_redis(settings)
-    relay = redis_relay.RedisRelay(
-        redis,
-        settings.redis_prefix,
-        stream_maxlen=settings.stream_maxlen,
-        order_stream_ttl_s=settings.order_stream_ttl_s,
-    )
-    follower = LogFollower(pool, redis_relay.NAME, relay, version=None)
-    tasks = [
-        asyncio.create_task(follower.run(), name="follower"),
-        asyncio.create_task(listen_for_events(database_url, [follower]), name="listener"),
-    ]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await redis.aclose()
-        await pool.close()
+    async with bootstrap(settings, pool_min=2, pool_max=4) as engine:
+        follower = next(f for f in log_followers(engine) if f.name == redis_relay.NAME)
+        tasks = [
+            asyncio.create_task(follower.run(), name="follower"),
+            asyncio.create_task(listen_for_events(engine.database.connect, [follower]), name="listener"),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Bench:
     def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings, self.database_url = settings, database_url
-        self.key = redis_relay.all_orders_key(settings.redis_prefix)
+        self.key = RedisLayout(settings.redis_prefix).all_orders
         self.last_id = "0-0"
 
     async def run(self, events: int, interval_s: float) -> RunStats:
@@ -173,7 +166,7 @@ class Bench:
         arrived: dict[int, float] = {}
         appending_done = asyncio.Event()
         appending_s = 0.0
-        redis = make_redis(self.settings)
+        redis = aioredis.Redis.from_url(self.settings.redis_url or "", decode_responses=True)
         async with await AsyncConnection.connect(self.database_url, autocommit=True) as conn:
 
             @asynccontextmanager

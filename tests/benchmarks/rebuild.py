@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from adapters.database import Database
 from projections import bulk_load
 from projections.audit import AuditReport, audit
 from projections.rebuild import rebuild
@@ -57,13 +58,13 @@ class Run:
 
 async def measure(database_url: str, target: str, workers: int | None) -> Run:
     load = os.getloadavg()[0]
-    report = await rebuild(database_url, TARGETS[target], workers=workers)
+    report = await rebuild(Database(database_url), TARGETS[target], workers=workers)
     return Run(target, report.events, report.seconds, report.phases, load)
 
 
 async def measure_audit(database_url: str) -> tuple[AuditReport, float]:
     load = os.getloadavg()[0]
-    return await audit(database_url), load
+    return await audit(Database(database_url)), load
 
 
 def main() -> None:
@@ -123,7 +124,9 @@ def main() -> None:
                 )
         audits: list[float] = []
         if args.audit_runs and "both" not in targets:
-            asyncio.run(rebuild(database_url, None, workers=args.workers))  # every read model at the head
+            asyncio.run(
+                rebuild(Database(database_url), None, workers=args.workers)
+            )  # every read model at the head
         for i in range(args.audit_runs):
             report, load = asyncio.run(measure_audit(database_url))
             audits.append(report.events_per_s)

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+from adapters.database import Database
 from db.migrate import MIGRATIONS_DIR
 from projections import orders_projection, stats_projection
 from projections.audit import KINDS, AuditReport, audit
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 async def run_audit(url: str) -> AuditReport:
-    report = await audit(url)
+    report = await audit(Database(url))
     assert {d.kind for d in report.divergences} <= set(KINDS)  # each one documented in docs/operations.md
     return report
 
@@ -135,7 +136,7 @@ async def test_since_audits_only_the_orders_with_an_event_at_or_after_it(
         own_pool, "SELECT count(DISTINCT stream_id) FROM events WHERE recorded_at >= %s", since
     )
 
-    scoped = await audit(own_database_url, since=since)
+    scoped = await audit(Database(own_database_url), since=since)
     assert scoped.streams == scoped.rows_compared == in_scope < 200
     assert [(d.kind, d.order_id, d.field) for d in scoped.divergences] == [("field", late, "last_error")]
     everything = await run_audit(own_database_url)

@@ -13,8 +13,8 @@ from adapters.postgres_event_store import PostgresEventStore
 from domain.commands import BuildTransaction, RouteOrder
 from domain.errors import ConcurrencyConflict
 from domain.events import RetryScheduled
-from domain.handling import handle, load
 from domain.ports import EventMetadata
+from domain.services.handling import handle, load
 from tests.factories import new_order_id, pending_event, place_order, quotes
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -88,9 +88,9 @@ async def test_handle_decides_again_after_a_conflict(store: PostgresEventStore) 
         tg.start_soon(run, "router-a")
         tg.start_soon(run, "router-b")
     assert sorted(results) == ["InvalidTransition", "routed"]
-    state, _ = await handle(store, oid, BuildTransaction(command_id="b"), actor="test")
+    state = (await handle(store, oid, BuildTransaction(command_id="b"), actor="test")).state
     assert state.status == "building"
-    assert (await load(store, oid)).version == 3
+    assert (await load(store, oid)).state.version == 3
 
 
 async def test_migrations_are_idempotent(
@@ -109,8 +109,9 @@ async def test_same_command_twice_stores_its_events_once_and_returns_them(store:
     oid = new_order_id()
     await handle(store, oid, place_order(oid), actor="test")
     route = RouteOrder(command_id=f"{oid}:route", quotes=quotes())
-    _, first = await handle(store, oid, route, actor="worker:route", attempt=1)
-    state, again = await handle(store, oid, route, actor="worker:route", attempt=2)  # redelivered
+    first = (await handle(store, oid, route, actor="worker:route", attempt=1)).recorded
+    redelivered = await handle(store, oid, route, actor="worker:route", attempt=2)
+    state, again = redelivered.state, redelivered.recorded
     assert [r.position for r in again] == [r.position for r in first]
     assert state.status == "routing" and state.version == 2
     assert [r.version for r in await store.read_stream(oid)] == [1, 2]
@@ -123,7 +124,7 @@ async def test_concurrent_duplicates_of_one_command_store_it_once(store: Postgre
     results: list[list[int]] = []
 
     async def deliver() -> None:
-        _, recorded = await handle(store, oid, route, actor="worker:route")
+        recorded = (await handle(store, oid, route, actor="worker:route")).recorded
         results.append([r.version for r in recorded])
 
     async with anyio.create_task_group() as tg:

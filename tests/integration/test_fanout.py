@@ -7,22 +7,22 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.redis_layout import RedisLayout
 from api.fanout import StreamHub
-from projections.redis_relay import all_orders_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 async def publish(client: aioredis.Redis, prefix: str, position: int, order_id: str, user_id: str) -> None:
     fields = {"position": str(position), "order_id": order_id, "user_id": user_id, "version": "1"}
-    await client.xadd(all_orders_key(prefix), fields, id=f"{position}-0")  # type: ignore[arg-type]
+    await client.xadd(RedisLayout(prefix).all_orders, fields, id=f"{position}-0")  # type: ignore[arg-type]
 
 
 async def test_entries_reach_the_subscribers_of_their_order_and_user(
     aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
     await publish(aredis, redis_prefix, 1, "old", "alice")  # before the hub starts: history, not live
-    hub = StreamHub(aredis, redis_prefix, block_ms=100)
+    hub = StreamHub(aredis, RedisLayout(redis_prefix), block_ms=100)
     await hub.start_position()
     task = asyncio.create_task(hub.run())
     try:
@@ -42,7 +42,7 @@ async def test_entries_reach_the_subscribers_of_their_order_and_user(
 async def test_a_subscriber_that_falls_behind_is_told_to_resync_instead_of_growing(
     aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
-    hub = StreamHub(aredis, redis_prefix, block_ms=100, max_pending=5)
+    hub = StreamHub(aredis, RedisLayout(redis_prefix), block_ms=100, max_pending=5)
     await hub.start_position()
     task = asyncio.create_task(hub.run())
     try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.redis_layout import RedisLayout
 from adapters.redis_limiter import ExecutionLimiter
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 
 async def test_in_flight_slots_are_capped_and_released(aredis: aioredis.Redis, redis_prefix: str) -> None:
-    limiter = ExecutionLimiter(aredis, redis_prefix, max_in_flight=2, per_minute=100)
+    limiter = ExecutionLimiter(aredis, RedisLayout(redis_prefix), max_in_flight=2, per_minute=100)
     assert await limiter.acquire("a") is None
     assert await limiter.acquire("b") is None
     assert await limiter.acquire("c") == -1
@@ -22,7 +23,7 @@ async def test_in_flight_slots_are_capped_and_released(aredis: aioredis.Redis, r
 
 
 async def test_start_rate_is_limited_per_minute(aredis: aioredis.Redis, redis_prefix: str) -> None:
-    limiter = ExecutionLimiter(aredis, redis_prefix, max_in_flight=10, per_minute=3)
+    limiter = ExecutionLimiter(aredis, RedisLayout(redis_prefix), max_in_flight=10, per_minute=3)
     for order in ("a", "b", "c"):
         assert await limiter.acquire(order) is None
         await limiter.release(order)
@@ -31,7 +32,7 @@ async def test_start_rate_is_limited_per_minute(aredis: aioredis.Redis, redis_pr
 
 
 async def test_expired_lease_frees_the_slot(aredis: aioredis.Redis, redis_prefix: str) -> None:
-    limiter = ExecutionLimiter(aredis, redis_prefix, max_in_flight=1, per_minute=100, lease_ms=1)
+    limiter = ExecutionLimiter(aredis, RedisLayout(redis_prefix), max_in_flight=1, per_minute=100, lease_ms=1)
     assert await limiter.acquire("crashed") is None
     # The lease of 1 ms lapses before the next Redis round trip completes.
     deadline = 50

@@ -10,12 +10,13 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_layout import RedisLayout
 from domain.commands import BuildTransaction, RouteOrder
-from domain.handling import handle, load
+from domain.services.handling import handle, load
 from projections import orders_projection
 from projections.log_follower import LogFollower, write_checkpoint
 from projections.order_views import find_order
-from projections.redis_relay import RedisRelay, all_orders_key, order_stream_key
+from projections.redis_relay import RedisRelay
 from tests.factories import new_order_id, place_order, quotes
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -40,20 +41,22 @@ async def test_relay_publishes_each_event_once_with_log_numbers_as_ids(
     pool: Pool, store: PostgresEventStore, aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
     oid = await routed_order(store)
-    relay = LogFollower(pool, f"relay-{redis_prefix}", RedisRelay(aredis, redis_prefix), version=None)
+    relay = LogFollower(
+        pool, f"relay-{redis_prefix}", RedisRelay(aredis, RedisLayout(redis_prefix)), version=None
+    )
     await drain(relay)
-    entries = await aredis.xrange(order_stream_key(redis_prefix, oid))
+    entries = await aredis.xrange(RedisLayout(redis_prefix).order_stream(oid))
     assert [e[0] for e in entries] == ["1-0", "2-0", "3-0"]
     assert [e[1]["status"] for e in entries] == ["pending", "routing", "building"]
     history = await store.read_stream(oid)
-    mine = [e for e in await aredis.xrange(all_orders_key(redis_prefix)) if e[1]["order_id"] == oid]
+    mine = [e for e in await aredis.xrange(RedisLayout(redis_prefix).all_orders) if e[1]["order_id"] == oid]
     assert [e[0] for e in mine] == [f"{r.position}-0" for r in history]
 
     # A crash before the checkpoint commit replays the batch: nothing is duplicated.
     async with pool.connection() as conn:
         await write_checkpoint(conn, relay.name, 0)
     await drain(relay)
-    assert len(await aredis.xrange(order_stream_key(redis_prefix, oid))) == 3
+    assert len(await aredis.xrange(RedisLayout(redis_prefix).order_stream(oid))) == 3
 
 
 async def test_projection_row_equals_fold_of_the_log(pool: Pool, store: PostgresEventStore) -> None:
@@ -63,7 +66,7 @@ async def test_projection_row_equals_fold_of_the_log(pool: Pool, store: Postgres
     )
     await drain(projection)
     view = await find_order(pool, store, oid)
-    state = await load(store, oid)
+    state = (await load(store, oid)).state
     assert view is not None
     assert view["status"] == state.status == "building"
     assert view["version"] == state.version == 3
@@ -92,14 +95,14 @@ async def test_relay_trims_the_all_orders_stream_and_expires_finished_orders(
     relay = LogFollower(
         pool,
         f"relay-{redis_prefix}",
-        RedisRelay(aredis, redis_prefix, stream_maxlen=100, order_stream_ttl_s=600),
+        RedisRelay(aredis, RedisLayout(redis_prefix), stream_maxlen=100, order_stream_ttl_s=600),
         version=None,
     )
     await drain(relay)
     # Approximate trimming drops whole macro-nodes: bounded, never exactly 100.
-    assert await aredis.xlen(all_orders_key(redis_prefix)) < 360
-    assert 0 < await aredis.ttl(order_stream_key(redis_prefix, oids[0])) <= 600
-    assert await aredis.ttl(order_stream_key(redis_prefix, oids[1])) == -1  # still running: kept
+    assert await aredis.xlen(RedisLayout(redis_prefix).all_orders) < 360
+    assert 0 < await aredis.ttl(RedisLayout(redis_prefix).order_stream(oids[0])) <= 600
+    assert await aredis.ttl(RedisLayout(redis_prefix).order_stream(oids[1])) == -1  # still running: kept
 
 
 async def test_projection_skips_a_stream_that_is_not_an_order_and_keeps_going(

@@ -8,17 +8,17 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
-from litestar.datastructures import State
 from litestar.testing import AsyncTestClient
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from adapters import metrics
+from adapters.bootstrap import bootstrap
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_layout import PRIORITY_QUEUE, QUEUE
 from adapters.settings import Settings, load_settings
 from api.app import create_app
-from api.metrics_routes import broker_namespace, scrape_readings
+from api.metrics_routes import scrape_readings
 from domain.commands import (
     BuildTransaction,
     FailOrder,
@@ -28,13 +28,11 @@ from domain.commands import (
     RequestSwap,
     RouteOrder,
 )
-from domain.handling import handle
+from domain.services.handling import handle
 from projections import orders_projection, redis_relay
 from projections.log_follower import LogFollower, write_checkpoint
 from tests.factories import new_order_id, place_order, quotes
 from tests.unit.test_metrics import sample, samples
-from workers.actors import OrderActors
-from workers.broker import PRIORITY_QUEUE, QUEUE, make_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -141,40 +139,30 @@ async def test_the_projection_counts_each_lifecycle_event_once(own_pool: Pool) -
 
 
 async def test_queue_depth_reads_dramatiqs_own_keys(redis_url: str, redis_prefix: str) -> None:
-    settings = settings_for("postgresql://unused", redis_url, redis_prefix)
-    broker = make_broker(settings)
+    engine = bootstrap(settings_for("postgresql://unused", redis_url, redis_prefix))
     try:
-        actors = OrderActors(broker, settings)
-        actors.send("route", new_order_id())
-        actors.send("build", new_order_id())
-        actors.send("route", new_order_id(), delay_ms=60_000)
-        actors.send("route", new_order_id(), priority=True)
-        assert broker.namespace == broker_namespace(settings)
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            depths = await metrics.read_queue_depths(client, broker.namespace, [QUEUE, PRIORITY_QUEUE])
-        finally:
-            await client.aclose()
+        await engine.queue.send("route", new_order_id())
+        await engine.queue.send("build", new_order_id())
+        await engine.queue.send("route", new_order_id(), delay_ms=60_000)
+        await engine.queue.send("route", new_order_id(), priority=True)
+        depths = await metrics.read_queue_depths(
+            engine.redis, engine.layout.dramatiq_namespace, [QUEUE, PRIORITY_QUEUE]
+        )
     finally:
-        broker.close()
+        await engine.redis.aclose()
     assert depths[QUEUE] == {"ready": 2, "unacked": 0, "delayed": 1, "dead": 0}
     assert depths[PRIORITY_QUEUE] == {"ready": 1, "unacked": 0, "delayed": 0, "dead": 0}
-
-
-class _DownPool:
-    def connection(self, timeout: float | None = None) -> Any:
-        raise OSError("connection refused")
 
 
 async def test_a_source_that_is_down_is_reported_without_failing_the_scrape(
     redis_url: str, redis_prefix: str
 ) -> None:
-    settings = settings_for("postgresql://unused", redis_url, redis_prefix)
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # The pool is never opened: every Postgres reading fails, as with the server down.
+    engine = bootstrap(settings_for("postgresql://unused", redis_url, redis_prefix))
     try:
-        families = await scrape_readings(State({"settings": settings, "pool": _DownPool(), "redis": client}))
+        families = await scrape_readings(engine)
     finally:
-        await client.aclose()
+        await engine.redis.aclose()
     up = {s.labels["source"]: s.value for f in families if f.name.endswith("source_up") for s in f.samples}
     assert up == {"postgres": 0, "redis": 1}
     names = {f.name for f in families}

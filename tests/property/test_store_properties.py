@@ -1,7 +1,7 @@
 """`handle` on the real Postgres event store agrees with the pure domain under random commands.
 
 A rule-based state machine sends random command sequences for one order through
-`domain.handling.handle` against Postgres, and the same commands through `decide` +
+`domain.services.handling.handle` against Postgres, and the same commands through `decide` +
 `evolve` in memory (a refused command, a DomainError, stores nothing). Besides the
 lifecycle commands it redelivers commands already sent (same command_id: the stream
 must not grow) and races two commands on one order so that one loses the append with
@@ -46,9 +46,9 @@ from domain.commands import (
 )
 from domain.errors import ConcurrencyConflict, DomainError
 from domain.events import Event, Quote, Step
-from domain.handling import handle
 from domain.order import OrderState, decide, evolve, fold
 from domain.ports import EventMetadata, RecordedEvent
+from domain.services.handling import handle
 from tests.property.test_order_properties import (
     MAX_ATTEMPTS,
     place_commands,
@@ -237,7 +237,8 @@ class PureOrder:
 
 async def outcome_of(store: Any, order_id: str, command: Command, actor: str) -> Outcome:
     try:
-        state, recorded = await handle(store, order_id, command, actor=actor)
+        handled = await handle(store, order_id, command, actor=actor)
+        state, recorded = handled.state, handled.recorded
     except DomainError as exc:
         return refused(exc)
     return Outcome(state=state, recorded=[(r.version, r.metadata.causation_id, r.event) for r in recorded])

@@ -20,9 +20,9 @@ from api.supervisor import MetricsDir, remove_stale_metrics_dirs
 from domain.events import Event, OrderConfirmed, OrderFailed, OrderPending, RetryScheduled
 from domain.order import OrderState
 from domain.ports import EventMetadata, RecordedEvent
+from domain.services.execution import Outcome
 from projections.orders_projection import count_lifecycle
 from workers.actors import outcome_label
-from workers.steps import Outcome
 
 REPO = Path(__file__).resolve().parents[2]
 

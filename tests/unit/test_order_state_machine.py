@@ -38,9 +38,9 @@ from domain.events import (
     SwapRequested,
     decode_event,
 )
-from domain.handling import handle
 from domain.order import TERMINAL, OrderState, Status, decide, evolve, fold
 from domain.ports import EventMetadata, RecordedEvent
+from domain.services.handling import handle
 from tests.factories import new_order_id, place_order, quotes
 
 TX_HASH = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW"

@@ -11,7 +11,7 @@ from domain.errors import NoPool, TransientError
 from domain.events import Quote
 from domain.order import OrderState
 from domain.ports import SwapReceipt
-from workers.steps import OrderSteps
+from domain.services.quoting import quote_all
 
 STATE = OrderState(order_id="o", status="pending", token_in="SOL", token_out="USDC", amount=Decimal(1))
 
@@ -33,38 +33,27 @@ class FakeDex:
         raise NotImplementedError
 
 
-def steps(*dexes: FakeDex, timeout: float = 0.05) -> OrderSteps:
-    return OrderSteps(
-        store=None,  # type: ignore[arg-type]
-        dexes={d.name: d for d in dexes},
-        limiter=None,  # type: ignore[arg-type]
-        max_attempts=3,
-        backoff_base_ms=500,
-        quote_timeout_s=timeout,
-    )
+def quote(*dexes: FakeDex, timeout: float = 0.05) -> list[Quote]:
+    return asyncio.run(quote_all(dexes, STATE, timeout))
 
 
 def test_a_dex_that_times_out_is_left_out_and_the_other_quotes() -> None:
-    quotes = asyncio.run(steps(FakeDex("raydium", delay=5), FakeDex("meteora"))._quotes(STATE))
+    quotes = quote(FakeDex("raydium", delay=5), FakeDex("meteora"))
     assert [q.dex for q in quotes] == ["meteora"]
 
 
 def test_a_dex_that_fails_is_left_out_and_the_other_quotes() -> None:
     failing = FakeDex("raydium", error=TransientError("rpc down"))
-    quotes = asyncio.run(steps(failing, FakeDex("meteora"))._quotes(STATE))
+    quotes = quote(failing, FakeDex("meteora"))
     assert [q.dex for q in quotes] == ["meteora"]
 
 
 def test_no_answer_at_all_is_a_transient_error() -> None:
     with pytest.raises(TransientError, match="no DEX answered"):
-        asyncio.run(
-            steps(FakeDex("raydium", delay=5), FakeDex("meteora", error=TransientError("x")))._quotes(STATE)
-        )
+        quote(FakeDex("raydium", delay=5), FakeDex("meteora", error=TransientError("x")))
 
 
 def test_no_pool_anywhere_is_reported_as_no_pool() -> None:
     no_pool = NoPool("USDC", "LAUNCH")
     with pytest.raises(NoPool):
-        asyncio.run(
-            steps(FakeDex("raydium", error=no_pool), FakeDex("meteora", error=no_pool))._quotes(STATE)
-        )
+        quote(FakeDex("raydium", error=no_pool), FakeDex("meteora", error=no_pool))

@@ -1,0 +1,202 @@
+"""Dramatiq on Redis for the worker: the broker, its middleware, and consumers that wake
+when a message arrives instead of polling.
+
+Keys live under `{REDIS_PREFIX}:dramatiq` (Dramatiq's own layout: one list and one hash
+per queue, plus `.DQ` delay queues; adapters/redis_layout.py). Dramatiq's consumers
+poll an empty queue with a growing sleep up to the worker timeout, so an idle worker
+either reacts late or spends CPU polling. Here a consumer that finds nothing waits on
+its queue's wake-up channel, which every sender publishes on with each message
+(adapters/step_queue.py, and `enqueue` below for messages Dramatiq moves itself): a
+message is fetched as soon as it is sent, and `WORKER_IDLE_MS` only bounds how long an
+idle consumer trusts the channel before it looks anyway (a wake-up lost while Redis
+reconnects costs that long, never a message).
+
+Retries: the actors decide the delay themselves (domain backoff with jitter, recorded
+in a RetryScheduled event) and raise `dramatiq.Retry(delay=…)`; the middleware only
+schedules it. Infrastructure errors (Postgres or Redis briefly unreachable) are
+retried by the middleware with its own backoff, up to INFRA_RETRIES times.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import dramatiq
+import psycopg
+import redis
+from dramatiq import Message
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from adapters.redis_layout import RedisLayout
+from adapters.settings import Settings
+
+log = logging.getLogger("orderengine.broker")
+
+INFRA_RETRIES = 10
+# A delay queue's consumer holds messages until their time: it must look again soon
+# enough to release them on time, whatever the idle timeout.
+_DELAY_QUEUE_WAIT_MS = 100
+
+
+def _retry_when(max_attempts: int):  # type: ignore[no-untyped-def]
+    def retry_when(retries: int, exc: BaseException) -> bool:
+        if isinstance(exc, dramatiq.Retry):
+            return retries < max_attempts
+        return isinstance(exc, psycopg.OperationalError | redis.ConnectionError) and retries < INFRA_RETRIES
+
+    return retry_when
+
+
+class WakeUps:
+    """One subscriber thread per process: sets the events of the consumers whose queue
+    got a message. Started with the first consumer."""
+
+    def __init__(self, client: redis.Redis, layout: RedisLayout) -> None:
+        self._client = client
+        self._layout = layout
+        self._events: dict[str, list[threading.Event]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def event_for(self, queue_name: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._events.setdefault(self._layout.queue_wakeup(queue_name), []).append(event)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="queue-wakeups", daemon=True)
+                self._thread.start()
+        return event
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                # One pattern for every queue: consumers that register later are covered too.
+                pubsub.psubscribe(self._layout.queue_wakeup("*"))
+                self._wake_all()  # anything sent while (re)subscribing is fetched now
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        channel = message["channel"]
+                        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                        with self._lock:
+                            events = list(self._events.get(name, ()))
+                        for event in events:
+                            event.set()
+            except redis.RedisError:
+                log.warning("queue wake-ups lost their Redis connection; consumers poll until it is back")
+                self._wake_all()
+                self._stop.wait(1.0)
+            finally:
+                pubsub.close()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            for events in self._events.values():
+                for event in events:
+                    event.set()
+
+
+class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
+    def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self._wakeup = broker.wakeups.event_for(queue_name)
+        self._wait_s = (_DELAY_QUEUE_WAIT_MS if queue_name.endswith(".DQ") else timeout) / 1000
+
+    def __next__(self) -> Any:
+        try:
+            while True:
+                if self.message_cache:
+                    data = self.message_cache.pop(0)
+                    if data is None:  # a message deleted between its id and its data
+                        continue
+                    message = Message.decode(data)
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                # Cleared before looking: a message sent (or a slot freed) after this wakes the wait.
+                self._wakeup.clear()
+                if self.outstanding_message_count < self.prefetch:
+                    self.message_cache = self.broker.do_fetch(
+                        self.queue_name, self.prefetch - self.outstanding_message_count
+                    )
+                    if self.message_cache:
+                        continue
+                self._wakeup.wait(self._wait_s)
+                return None
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None
+
+    def ack(self, message: Any) -> None:
+        full = self.outstanding_message_count >= self.prefetch
+        super().ack(message)
+        if full:
+            self._wakeup.set()  # room to fetch again: do not wait for the next message
+
+    def nack(self, message: Any) -> None:
+        full = self.outstanding_message_count >= self.prefetch
+        super().nack(message)
+        if full:
+            self._wakeup.set()
+
+
+class WakingRedisBroker(RedisBroker):  # type: ignore[misc]
+    def __init__(self, *, layout: RedisLayout, **kwargs: Any) -> None:
+        super().__init__(namespace=layout.dramatiq_namespace, **kwargs)
+        self.layout = layout
+        self.wakeups = WakeUps(self.client, layout)
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _WakingConsumer:
+        return _WakingConsumer(self, queue_name, prefetch, timeout)
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        # Dramatiq itself enqueues too: a delayed message whose time has come, a retry.
+        enqueued = super().enqueue(message, delay=delay)
+        self.client.publish(self.layout.queue_wakeup(enqueued.queue_name), "")
+        return enqueued
+
+    def close(self) -> None:
+        self.wakeups.stop()
+        super().close()
+
+
+def make_broker(settings: Settings, redis_url: str, layout: RedisLayout) -> WakingRedisBroker:
+    """The worker's broker; its async actors run on one event loop (the AsyncIO middleware)."""
+    middleware = [
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        CurrentMessage(),
+        AsyncIO(),
+        Retries(
+            max_retries=settings.max_retries,
+            min_backoff=max(settings.backoff_base_ms, 1),
+            max_backoff=60_000,
+            retry_when=_retry_when(settings.max_retries),
+        ),
+    ]
+    return WakingRedisBroker(
+        url=redis_url,
+        layout=layout,
+        middleware=middleware,
+        heartbeat_timeout=settings.worker_heartbeat_timeout_ms,
+    )

@@ -1,0 +1,344 @@
+"""The four execution steps of an order: route, build, submit, confirm.
+
+Each step reads the order's stream once, does nothing if its work is already
+recorded (delivery is at least once), does its I/O, records the outcome through the
+pure `decide` with one append, and hands the next step to the queue. Transient
+failures become a `RetryScheduled` event with the delay (the caller retries after it),
+or `OrderFailed` once the attempts are used up. An order holds an execution slot from
+the moment it starts routing until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from domain.backoff import backoff_ms
+from domain.commands import (
+    AwaitLaunch,
+    BuildTransaction,
+    Command,
+    FailOrder,
+    RecordAttemptFailure,
+    RecordConfirmation,
+    RecordSubmission,
+    RequestSwap,
+    RouteOrder,
+)
+from domain.errors import DomainError, NoPool, TransientError
+from domain.events import OrderRouting, Quote, Step
+from domain.order import OrderState, decide
+from domain.ports import Dex, EventStore, ExecutionSlots, StepQueue
+from domain.services.handling import OrderHistory, handle, load
+from domain.services.quoting import quote_all
+from domain.tokens import TOKENS
+
+log = logging.getLogger("orderengine.steps")
+
+# The statuses in which an order holds an execution slot.
+EXECUTING = frozenset({"routing", "building", "submitted"})
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What a step did after its work: handed on the next step, asks to be retried after
+    `retry_in_ms`, or was deferred (no slot free) and re-queued after `defer_ms`."""
+
+    next_step: Step | None = None
+    retry_in_ms: int | None = None
+    defer_ms: int | None = None
+
+
+DONE = Outcome()
+
+
+class ExecutionPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    max_attempts: int
+    backoff_base_ms: int
+    quote_timeout_s: float
+
+
+class _Run:
+    """One run of one step: the order's latest known history, kept current as it records."""
+
+    def __init__(
+        self, step: Step, order_id: str, attempt: int, message_id: str, history: OrderHistory
+    ) -> None:
+        self.step = step
+        self.order_id = order_id
+        self.attempt = attempt
+        self.message_id = message_id
+        self.history = history
+
+    @property
+    def state(self) -> OrderState:
+        return self.history.state
+
+
+class OrderExecution:
+    def __init__(
+        self,
+        store: EventStore,
+        dexes: Mapping[str, Dex],
+        slots: ExecutionSlots,
+        queue: StepQueue,
+        policy: ExecutionPolicy,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dexes = dexes
+        self.slots = slots
+        self.queue = queue
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._steps: dict[Step, Callable[[_Run], Awaitable[Outcome]]] = {
+            "route": self._route,
+            "build": self._build,
+            "submit": self._submit,
+            "confirm": self._confirm,
+        }
+
+    async def run(self, step: Step, order_id: str, attempt: int, message_id: str = "") -> Outcome:
+        """Run one step; `message_id` (stable across redeliveries) makes its command ids unique.
+
+        A DomainError (the order moved on meanwhile: cancelled, expired, or a concurrent
+        copy of this step won) is re-raised after the order's slot is given back if it ended.
+        """
+        run = _Run(step, order_id, attempt, message_id, await load(self.store, order_id))
+        try:
+            outcome = await self._steps[step](run)
+        except TransientError as exc:
+            return await self._attempt_failed(run, str(exc))
+        except DomainError:
+            await self._skip((await load(self.store, order_id)).state)
+            raise
+        if outcome.next_step is not None:
+            await self.queue.send(outcome.next_step, order_id, priority=run.state.is_priority)
+        elif outcome.defer_ms is not None:
+            await self.queue.send(step, order_id, priority=run.state.is_priority, delay_ms=outcome.defer_ms)
+        return outcome
+
+    # -- recording ------------------------------------------------------------------
+
+    async def _record(self, run: _Run, command: Command) -> OrderState:
+        handled = await handle(
+            self.store,
+            run.order_id,
+            command,
+            actor=f"worker:{run.step}",
+            attempt=run.attempt,
+            issued_at=self.clock(),
+            history=run.history,
+        )
+        if handled.appended and handled.recorded[0].version == run.state.version + 1:
+            run.history = OrderHistory(state=handled.state, events=[*run.history.events, *handled.recorded])
+        elif handled.state.version != run.state.version:
+            # Decided on a fresher read than ours (after a conflict): the rest of the run needs it.
+            run.history = await load(self.store, run.order_id)
+        return handled.state
+
+    async def _attempt_failed(self, run: _Run, error: str) -> Outcome:
+        delay = backoff_ms(run.attempt, self.policy.backoff_base_ms, jitter=self.rng.random())
+        command = RecordAttemptFailure(
+            command_id=f"{run.order_id}:{run.step}:{run.message_id}:{run.attempt}:failed",
+            step=run.step,
+            attempt=run.attempt,
+            max_attempts=self.policy.max_attempts,
+            error=error,
+            delay_ms=delay,
+        )
+        state = await self._record(run, command)
+        if state.is_terminal:
+            await self._finished(state, run.step)
+            return DONE
+        if state.status not in EXECUTING:
+            await self.slots.release(run.order_id)  # a route that failed before it routed
+        log.warning(
+            "step failed, retrying",
+            extra={
+                "orderId": run.order_id,
+                "step": run.step,
+                "attempt": run.attempt,
+                "error": error,
+                "retryInMs": delay,
+            },
+        )
+        return Outcome(retry_in_ms=delay)
+
+    async def _finished(self, state: OrderState, step: Step) -> None:
+        await self.slots.release(state.order_id)
+        log.info(
+            "order %s",
+            state.status,
+            extra={
+                "orderId": state.order_id,
+                "userId": state.user_id,
+                "step": step,
+                "status": state.status,
+                "dex": state.chosen_dex,
+                "txHash": state.tx_hash,
+                "executedPrice": str(state.executed_price) if state.executed_price else None,
+                "attempts": state.attempts,
+                "error": state.last_error,
+            },
+        )
+
+    def _defer(self, wait: int) -> Outcome:
+        """Try again later: after the rate window's wait, or a jittered pause when slots are full."""
+        return Outcome(defer_ms=wait if wait > 0 else self.rng.randint(200, 500))
+
+    async def _release_unless_executing(self, state: OrderState) -> None:
+        if state.status not in EXECUTING:
+            await self.slots.release(state.order_id)
+
+    async def _skip(self, state: OrderState) -> Outcome:
+        """This step's work is done or moot; an order that ended meanwhile gives its slot back."""
+        if state.is_terminal:
+            await self.slots.release(state.order_id)
+        return DONE
+
+    # -- the steps ------------------------------------------------------------------
+
+    async def _route(self, run: _Run) -> Outcome:
+        state = run.state
+        if state.status not in ("pending", "waiting"):
+            return await self._skip(state)
+        # Only an order that will execute takes an in-flight slot (and a start from the
+        # rate budget). A market or sniper order pending here will, so it asks before
+        # spending a quote; a limit order asks once its quotes say it is marketable.
+        holds_slot = state.status == "pending" and state.order_type != "limit"
+        if holds_slot and (wait := await self.slots.acquire(state.order_id)) is not None:
+            return self._defer(wait)
+        try:
+            quotes = await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
+        except NoPool as exc:
+            outcome = await self._no_pool(run, exc)
+            await self._release_unless_executing(run.state)
+            return outcome
+        command = RouteOrder(command_id=f"{state.order_id}:route:{run.message_id}", quotes=quotes)
+        preview = decide(state, command)
+        if preview and isinstance(preview[0], OrderRouting) and not holds_slot:
+            if (wait := await self.slots.acquire(state.order_id)) is not None:
+                return self._defer(wait)
+        try:
+            state = await self._record(run, command)
+        except DomainError:
+            # Lost to a concurrent copy of this step (a re-drive) or to a cancel: the slot is
+            # the order's, so it stays while the order executes and goes once it does not.
+            await self._release_unless_executing((await load(self.store, state.order_id)).state)
+            raise
+        if state.status != "routing":
+            await self._release_unless_executing(state)
+            if state.is_terminal:
+                await self._finished(state, "route")
+            elif state.status == "waiting":
+                log.info(
+                    "waiting for the limit price",
+                    extra={"orderId": state.order_id, "step": "route", "bestPrice": str(state.best_price)},
+                )
+            return DONE
+        log.info(
+            "routed",
+            extra={
+                "orderId": state.order_id,
+                "userId": state.user_id,
+                "step": "route",
+                "dex": state.chosen_dex,
+                "quotes": {q.dex: str(q.price) for q in state.quotes},
+                "expectedOut": str(state.expected_out),
+            },
+        )
+        return Outcome(next_step="build")
+
+    async def _no_pool(self, run: _Run, exc: NoPool) -> Outcome:
+        """A sniper order waits for its token's launch; any other order cannot trade the pair."""
+        state = run.state
+        order_id = state.order_id
+        if state.order_type == "sniper":
+            token = next((t for t in (exc.token_in, exc.token_out) if not TOKENS[t].launched), exc.token_out)
+            await self._record(run, AwaitLaunch(command_id=f"{order_id}:await-launch", token=token))
+            log.info(
+                "sniper waiting for a launch", extra={"orderId": order_id, "step": "route", "token": token}
+            )
+            return DONE
+        failed = FailOrder(command_id=f"{order_id}:no-pool:{run.message_id}", step="route", error=str(exc))
+        await self._finished(await self._record(run, failed), "route")
+        return DONE
+
+    async def _build(self, run: _Run) -> Outcome:
+        state = run.state
+        if state.status != "routing":
+            return await self._skip(state)
+        await self.slots.renew(state.order_id)
+        # A limit order is checked against a fresh quote: the price may have moved since routing.
+        fresh = (
+            await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
+            if state.order_type == "limit"
+            else []
+        )
+        # The message id keeps the command unique if the order comes back through build later.
+        command = BuildTransaction(command_id=f"{state.order_id}:build:{run.message_id}", fresh_quotes=fresh)
+        state = await self._record(run, command)
+        if state.status == "waiting":
+            await self.slots.release(state.order_id)
+            log.info(
+                "limit no longer met at build; waiting again",
+                extra={"orderId": state.order_id, "step": "build", "bestPrice": str(state.best_price)},
+            )
+            return DONE
+        return Outcome(next_step="submit")
+
+    async def _submit(self, run: _Run) -> Outcome:
+        state = run.state
+        if state.status != "building":
+            return await self._skip(state)
+        order_id = state.order_id
+        quote, min_out = _swap_terms(state)
+        await self.slots.renew(order_id)
+        if state.swap_key is None:
+            # The intent goes in the log before the swap goes out: a cancel decided at the
+            # same time loses the append race, and a crash after this point re-sends under
+            # the same key instead of swapping twice.
+            state = await self._record(
+                run, RequestSwap(command_id=f"{order_id}:request-swap", idempotency_key=f"{order_id}:swap")
+            )
+        assert state.swap_key is not None
+        dex = self.dexes[quote.dex]
+        tx_hash = await dex.submit(order_id, quote, state.amount, min_out, state.swap_key)
+        command = RecordSubmission(
+            command_id=f"{order_id}:submit", tx_hash=tx_hash, explorer_url=dex.explorer_url(tx_hash)
+        )
+        await self._record(run, command)
+        log.info(
+            "submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash}
+        )
+        return Outcome(next_step="confirm")
+
+    async def _confirm(self, run: _Run) -> Outcome:
+        state = run.state
+        if state.status != "submitted":
+            return await self._skip(state)
+        quote, min_out = _swap_terms(state)
+        assert state.tx_hash is not None
+        receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)
+        command = RecordConfirmation(
+            command_id=f"{state.order_id}:confirm",
+            tx_hash=receipt.tx_hash,
+            executed_price=receipt.executed_price,
+            amount_out=receipt.amount_out,
+        )
+        await self._finished(await self._record(run, command), "confirm")
+        return DONE
+
+
+def _swap_terms(state: OrderState) -> tuple[Quote, Decimal]:
+    quote = state.chosen_quote
+    if quote is None or state.min_out is None:
+        raise RuntimeError(f"order {state.order_id} has no route at {state.status}")
+    return quote, state.min_out

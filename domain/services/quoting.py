@@ -1,0 +1,33 @@
+"""Quoting every venue at once: one slow or failing venue never blocks routing to the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from domain.errors import NoPool, TransientError
+from domain.events import Quote
+from domain.order import OrderState
+from domain.ports import Dex
+
+
+async def quote_all(dexes: Iterable[Dex], state: OrderState, timeout_s: float) -> list[Quote]:
+    """The quotes of every venue that answered within `timeout_s`.
+
+    NoPool when no venue has a pool for the pair (a sniper order then waits for the
+    launch); TransientError when none answered at all.
+    """
+
+    async def one(dex: Dex) -> Quote | BaseException:
+        try:
+            return await asyncio.wait_for(dex.quote(state.token_in, state.token_out, state.amount), timeout_s)
+        except (TimeoutError, TransientError, NoPool) as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(d) for d in dexes))
+    quotes = [r for r in results if isinstance(r, Quote)]
+    if results and all(isinstance(r, NoPool) for r in results):
+        raise results[0]  # type: ignore[misc]
+    if not quotes:
+        raise TransientError("no DEX answered with a quote: " + "; ".join(repr(r) for r in results))
+    return quotes
