@@ -47,7 +47,8 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
 class EventStore(Protocol):
     """The event log: streams of versioned events, and one global order of positions.
 
-    Every implementation passes the same contract suite (tests/contract/): versions of
+    Every implementation passes one contract suite (tests/integration/test_event_store_contract.py,
+    against Postgres and the in-memory store): versions of
     a stream run 1, 2, 3… with no gap; positions rise in the order appends become
     visible, so a reader tailing `read_all` by position never skips an event.
     """

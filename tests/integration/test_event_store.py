@@ -1,4 +1,6 @@
-"""The Postgres event store against a real server."""
+"""The Postgres event store against a real server: what only it has (migrations), and
+`handle` on it. The EventStore contract itself, run on every store, is
+test_event_store_contract.py."""
 
 from __future__ import annotations
 
@@ -11,60 +13,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres_event_store import PostgresEventStore
 from domain.commands import BuildTransaction, RouteOrder
-from domain.errors import ConcurrencyConflict
-from domain.events import RetryScheduled
-from domain.ports import EventMetadata
 from domain.services.handling import handle, load
-from tests.factories import new_order_id, pending_event, place_order, quotes
+from tests.factories import new_order_id, place_order, quotes
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
-
-
-def meta(order_id: str) -> EventMetadata:
-    return EventMetadata(correlation_id=order_id, causation_id="test", actor="test")
-
-
-async def test_appended_events_read_back_in_version_order(store: PostgresEventStore) -> None:
-    oid = new_order_id()
-    recorded = await store.append(oid, 0, [pending_event(oid)], meta(oid))
-    more = await store.append(
-        oid, 1, [RetryScheduled(step="route", attempt=1, error="x", delay_ms=5)], meta(oid)
-    )
-    history = await store.read_stream(oid)
-    assert [r.version for r in history] == [1, 2]
-    assert [r.event for r in history] == [recorded[0].event, more[0].event]
-    assert history[0].position < history[1].position
-    assert history[0].metadata == meta(oid)
-
-
-async def test_stale_writer_gets_conflict_and_writes_nothing(store: PostgresEventStore) -> None:
-    oid = new_order_id()
-    await store.append(oid, 0, [pending_event(oid)], meta(oid))
-    with pytest.raises(ConcurrencyConflict):
-        await store.append(oid, 0, [pending_event(oid)], meta(oid))
-    with pytest.raises(ConcurrencyConflict):  # ahead of the stream: would leave a gap
-        await store.append(oid, 5, [pending_event(oid)], meta(oid))
-    assert [r.version for r in await store.read_stream(oid)] == [1]
-
-
-async def test_concurrent_writers_at_same_version_exactly_one_wins(store: PostgresEventStore) -> None:
-    oid = new_order_id()
-    await store.append(oid, 0, [pending_event(oid)], meta(oid))
-    outcomes: list[str] = []
-
-    async def writer(i: int) -> None:
-        event = RetryScheduled(step="route", attempt=1, error=f"writer {i}", delay_ms=1)
-        try:
-            await store.append(oid, 1, [event], meta(oid))
-            outcomes.append("won")
-        except ConcurrencyConflict:
-            outcomes.append("conflict")
-
-    async with anyio.create_task_group() as tg:
-        for i in range(8):
-            tg.start_soon(writer, i)
-    assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
-    assert [r.version for r in await store.read_stream(oid)] == [1, 2]
 
 
 async def test_handle_decides_again_after_a_conflict(store: PostgresEventStore) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from adapters.memory_event_store import InMemoryEventStore
 from domain import routing
 from domain.commands import (
     BuildTransaction,
@@ -22,7 +22,7 @@ from domain.commands import (
     RequestSwap,
     RouteOrder,
 )
-from domain.errors import CannotCancel, ConcurrencyConflict, DomainError, InvalidTransition
+from domain.errors import CannotCancel, DomainError, InvalidTransition
 from domain.events import (
     Event,
     OrderBuilding,
@@ -39,7 +39,6 @@ from domain.events import (
     decode_event,
 )
 from domain.order import TERMINAL, OrderState, Status, decide, evolve, fold
-from domain.ports import EventMetadata, RecordedEvent
 from domain.services.handling import handle
 from tests.factories import new_order_id, place_order, quotes
 
@@ -525,40 +524,9 @@ def test_building_neither_wraps_nor_unwraps_between_spl_tokens() -> None:
 # --- a refused command appends nothing ----------------------------------------------
 
 
-class InMemoryStore:
-    """The smallest EventStore: enough to see what `handle` appends."""
-
-    def __init__(self) -> None:
-        self.streams: dict[str, list[RecordedEvent]] = {}
-
-    async def append(
-        self, stream_id: str, expected_version: int, events: Sequence[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        stream = self.streams.setdefault(stream_id, [])
-        if len(stream) != expected_version:
-            raise ConcurrencyConflict(stream_id, expected_version)
-        recorded = [
-            RecordedEvent(
-                position=0,
-                stream_id=stream_id,
-                version=expected_version + i + 1,
-                type=type(e).__name__,
-                event=e,
-                metadata=metadata,
-                recorded_at=datetime(2025, 1, 1, tzinfo=UTC),
-            )
-            for i, e in enumerate(events)
-        ]
-        stream.extend(recorded)
-        return recorded
-
-    async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
-        return list(self.streams.get(stream_id, []))
-
-
 def test_refused_command_appends_no_event_to_the_stream() -> None:
     async def scenario() -> tuple[int, int]:
-        store = InMemoryStore()
+        store = InMemoryEventStore()
         oid = new_order_id()
         await handle(store, oid, place_order(oid), actor="test")
         before = len(await store.read_stream(oid))
