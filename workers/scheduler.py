@@ -24,7 +24,7 @@ from adapters.database import Database
 from adapters.settings import Settings
 from projections import orders_projection, redis_relay, stats_projection
 from projections import rebuild as projection_rebuild
-from projections.log_follower import LogFollower, listen_for_events
+from projections.log_follower import LogCache, LogFollower, listen_for_events
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 
 log = logging.getLogger("orderengine.scheduler")
@@ -42,14 +42,23 @@ def log_followers(engine: Engine) -> list[LogFollower]:
         stream_maxlen=settings.stream_maxlen,
         order_stream_ttl_s=settings.order_stream_ttl_s,
     )
+    cache = LogCache()  # each event read and decoded once for the three
     return [
         LogFollower(
-            pool, orders_projection.NAME, orders_projection.apply_batch, version=orders_projection.VERSION
+            pool,
+            orders_projection.NAME,
+            orders_projection.apply_batch,
+            version=orders_projection.VERSION,
+            cache=cache,
         ),
         LogFollower(
-            pool, stats_projection.NAME, stats_projection.apply_batch, version=stats_projection.VERSION
+            pool,
+            stats_projection.NAME,
+            stats_projection.apply_batch,
+            version=stats_projection.VERSION,
+            cache=cache,
         ),
-        LogFollower(pool, redis_relay.NAME, relay, version=None),  # builds no read model
+        LogFollower(pool, redis_relay.NAME, relay, version=None, cache=cache),  # builds no read model
     ]
 
 

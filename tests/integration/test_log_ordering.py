@@ -2,24 +2,27 @@
 
 `read_all(conn, after=last_seen, limit=…)` only works as a tail if an event can
 never become visible below a position the reader has already passed. The store
-guarantees it by taking `LOCK TABLE events IN EXCLUSIVE MODE` in every append, so
-positions are assigned, and become visible, in commit order.
+guarantees it: every append goes through `append_events()` (migration 0011), which
+takes `LOCK TABLE events IN EXCLUSIVE MODE` before it inserts, so positions are
+assigned, and become visible, in commit order.
 
-- Under load: 8 writers (`WRITERS`), each on its own pooled connection, append
-  250 events each (`EVENTS_PER_WRITER`, 2,000 in all) through
-  `PostgresEventStore.append`, 1 to 4 events per append (`MAX_BATCH`), to streams
+- Under load: 8 writers (`WRITERS`), each through a `PostgresEventStore` of its own on
+  the pool (a store batches its writers' appends into one call, so stores of their own
+  are what overlaps at the server), append 250 events each (`EVENTS_PER_WRITER`, 2,000
+  in all), 1 to 4 events per append (`MAX_BATCH`), to streams
   of their own; meanwhile one reader on its own connection tails the log with
   `read_all(…, limit=READ_LIMIT)`. It must see every appended position exactly
   once, in strictly increasing order. The writers are asyncio tasks; that they
   really overlap at the server is checked two ways: the reader samples `pg_locks`
   and must find appends queued on the table lock (typically 7 waiting, in >95% of
   samples), and the control below loses events under the very same load.
-- Control under the same load: the same run with the store's LOCK statement
-  filtered out of its connection; the tail must skip some events (25–180 of the
-  2,000 per run on a 2-core machine).
-- Step by step, with the lock: an append held open after its INSERT makes a
-  second append queue on the lock, so the reader sees neither until both commit,
-  then both, in order.
+- Control under the same load: the same run through a copy of `append_events()`
+  without its LOCK (in a schema of the test's own, first on the search path of those
+  connections); the tail must skip some events (15–180 of the 2,000 per run on a
+  2-core machine).
+- Step by step, with the lock: an append held open in a transaction after its
+  `append_events()` makes a second append queue on the lock, so the reader sees
+  neither until both commit, then both, in order.
 - Deterministic control (no lock, an INSERT of our own): one writer inserts and
   keeps its transaction open; a second inserts after it and commits at once; the
   naive tail reads in between, passes the second, and never sees the first once
@@ -32,19 +35,20 @@ The load run takes about a second each way; the module about 2–3 s.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import msgspec
 import pytest
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres_event_store import PostgresEventStore, read_all
+from adapters.postgres_event_store import ConnectionSource, PostgresEventStore, read_all
 from domain.events import Event, RetryScheduled, encode_event, event_type
 from domain.ports import EventMetadata
 from tests.factories import new_order_id, pending_event
@@ -132,8 +136,10 @@ class Load:
         return sorted(set(self.appended) - set(self.positions))
 
 
-async def run_load(store: PostgresEventStore, database_url: str) -> Load:
-    """WRITERS concurrent writers through `store`, and one reader tailing with read_all."""
+async def run_load(stores: list[PostgresEventStore], database_url: str) -> Load:
+    """WRITERS concurrent writers, each through a store of its own (a store batches its own
+    writers' appends into one call: stores of their own overlap at the server), and one
+    reader tailing with read_all."""
     load = Load()
     writers_done = anyio.Event()
     finished = 0
@@ -147,7 +153,7 @@ async def run_load(store: PostgresEventStore, database_url: str) -> Load:
             while version < STREAM_LENGTH and remaining:
                 n = min(rng.randint(1, MAX_BATCH), STREAM_LENGTH - version, remaining)
                 events = stream_events(stream, version + 1, n, index)
-                for r in await store.append(stream, version, events, meta(stream)):
+                for r in await stores[index].append(stream, version, events, meta(stream)):
                     load.appended[r.position] = (stream, r.version)
                 version += n
                 remaining -= n
@@ -188,10 +194,14 @@ async def run_load(store: PostgresEventStore, database_url: str) -> Load:
     return load
 
 
+def stores_on(connection: ConnectionSource) -> list[PostgresEventStore]:
+    return [PostgresEventStore(connection) for _ in range(WRITERS)]
+
+
 async def test_tailing_reader_sees_every_concurrent_append_once_in_order(
-    store: PostgresEventStore, database_url: str
+    pool: Pool, database_url: str
 ) -> None:
-    load = await run_load(store, database_url)
+    load = await run_load(stores_on(pool.connection), database_url)
 
     assert all(a < b for a, b in pairwise(load.positions)), "the tail went backwards or repeated"
     assert load.skipped == []
@@ -204,84 +214,87 @@ async def test_tailing_reader_sees_every_concurrent_append_once_in_order(
     assert max(load.lock_waiters) >= 2
 
 
-class _WithoutTableLock:
-    """A connection that drops the store's LOCK TABLE: the append the store must not do."""
+# A copy of append_events without its LOCK, in a schema of the test's own that comes first
+# on the search path of the control's connections: the append the store must not do.
+_UNLOCKED_COPY = """
+SELECT replace(replace(pg_get_functiondef('public.append_events'::regproc),
+                       'LOCK TABLE events IN EXCLUSIVE MODE;', ''),
+               'public.append_events', %s)
+"""
 
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
-        self._conn = conn
 
-    async def execute(self, query: Any, params: Any = None) -> AsyncCursor[Any] | None:
-        if str(query).startswith("LOCK TABLE"):
-            return None
-        return await self._conn.execute(query, params)
+@asynccontextmanager
+async def without_the_lock(pool: Pool) -> AsyncIterator[ConnectionSource]:
+    schema = f"control_{uuid.uuid4().hex[:10]}"
+    async with pool.connection() as conn:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        cur = await conn.execute(_UNLOCKED_COPY, (f"{schema}.append_events",))
+        row = await cur.fetchone()
+        assert row is not None and "LOCK TABLE" not in row[0]
+        await conn.execute(row[0])
 
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
-        return self._conn.transaction()
+    @asynccontextmanager
+    async def unlocked() -> AsyncIterator[AsyncConnection[Any]]:
+        async with pool.connection() as conn:
+            await conn.execute(f"SET search_path TO {schema}, public")
+            try:
+                yield conn
+            finally:
+                await conn.execute("RESET search_path")
+
+    try:
+        yield unlocked
+    finally:
+        async with pool.connection() as conn:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 async def test_control_under_the_same_load_without_the_lock_the_tail_skips(
     pool: Pool, database_url: str
 ) -> None:
     """The load test has teeth: asyncio writers overlap enough that lock-free appends get skipped."""
-
-    @asynccontextmanager
-    async def unlocked() -> AsyncIterator[AsyncConnection[Any]]:
-        async with pool.connection() as conn:
-            yield cast(AsyncConnection[Any], _WithoutTableLock(conn))
-
-    load = await run_load(PostgresEventStore(unlocked), database_url)
+    async with without_the_lock(pool) as unlocked:
+        load = await run_load(stores_on(unlocked), database_url)
 
     assert all(a < b for a, b in pairwise(load.positions))  # the tail itself still moves forward
     assert load.skipped, "no append was skipped: the writers did not overlap"
     assert load.jumps_seen >= 1
 
 
-class _CommitWaitsFor:
-    """A connection whose transactions stop after their last statement until `release`."""
-
-    def __init__(self, conn: AsyncConnection[Any], inserted: anyio.Event, release: anyio.Event) -> None:
-        self._conn, self._inserted, self._release = conn, inserted, release
-
-    async def execute(self, query: Any, params: Any = None) -> AsyncCursor[Any]:
-        return await self._conn.execute(query, params)
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        async with self._conn.transaction():
-            yield
-            self._inserted.set()
-            with anyio.fail_after(10):
-                await self._release.wait()
-
-
 async def test_an_append_waits_for_an_open_append_so_the_tail_sees_both(
     pool: Pool, store: PostgresEventStore, database_url: str
 ) -> None:
-    inserted, release = anyio.Event(), anyio.Event()
-
-    @asynccontextmanager
-    async def paused_connection() -> AsyncIterator[AsyncConnection[Any]]:
-        async with pool.connection() as conn:
-            yield cast(AsyncConnection[Any], _CommitWaitsFor(conn, inserted, release))
-
     slow, fast = new_order_id(), new_order_id()
     results: dict[str, int] = {}
 
-    async def append(on: PostgresEventStore, stream: str) -> None:
-        recorded = await on.append(stream, 0, [pending_event(stream)], meta(stream))
-        results[stream] = recorded[0].position
+    async def append_fast() -> None:
+        recorded = await store.append(fast, 0, [pending_event(fast)], meta(fast))
+        results[fast] = recorded[0].position
 
+    event = pending_event(slow)
+    slow_append = (
+        [slow],
+        [0],
+        [event_type(event)],
+        [encode_event(event).decode()],
+        [msgspec.json.encode(meta(slow)).decode()],
+    )
     async with await AsyncConnection.connect(database_url, autocommit=True) as reader:
         start = await head(reader)
         with anyio.fail_after(10):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(append, PostgresEventStore(paused_connection), slow)
-                await inserted.wait()  # `slow` holds the lock, its row inserted, not committed
-                tg.start_soon(append, store, fast)
-                while await lock_waiters(reader) < 1:  # `fast` is queued on the lock
-                    await anyio.sleep(0.005)
-                in_between = await tail(reader, start)
-                release.set()
+            async with pool.connection() as slow_conn, anyio.create_task_group() as tg:
+                async with slow_conn.transaction():
+                    # `slow` holds the lock, its row inserted, not committed.
+                    cur = await slow_conn.execute(
+                        "SELECT position FROM append_events(%s, %s::integer[], %s, %s, %s)", slow_append
+                    )
+                    row = await cur.fetchone()
+                    assert row is not None
+                    results[slow] = int(row[0])
+                    tg.start_soon(append_fast)
+                    while await lock_waiters(reader) < 1:  # `fast` is queued on the lock
+                        await anyio.sleep(0.005)
+                    in_between = await tail(reader, start)
             after_both = in_between + await tail(reader, in_between[-1] if in_between else start)
 
     assert in_between == []
