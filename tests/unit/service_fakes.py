@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -72,12 +72,16 @@ class FakeDex:
         self.submit_error: Exception | None = None
         self.confirm_error: Exception | None = None
         self.fill = Decimal(1)  # share of the quoted output the swap returns
+        # Runs inside each quote call: what happens elsewhere while the venue is asked.
+        self.while_quoting: Callable[[], Awaitable[object]] | None = None
         self.quoted = 0
         self.submissions: list[Submission] = []
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
         await asyncio.sleep(0)
         self.quoted += 1
+        if self.while_quoting is not None:
+            await self.while_quoting()
         if self.quote_error is not None:
             raise self.quote_error
         return Quote(dex=self.name, price=self.price, fee=Decimal("0.003"), liquidity=Decimal(50_000))
