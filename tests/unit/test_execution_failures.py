@@ -144,10 +144,6 @@ async def test_a_sniper_woken_after_its_launch_routes_and_takes_a_slot() -> None
     assert ((await rig.state(oid)).status, rig.slots.holders) == ("routing", {oid})
 
 
-# The DomainError of the failed attempt's record escapes `run` past its slot clean-up.
-LEAK = pytest.mark.xfail(strict=True, reason="slot leaked when a cancel lands during a failing quote")
-
-
 # --- cancelled under a step ---------------------------------------------------------
 
 
@@ -188,9 +184,9 @@ async def test_a_cancel_that_lands_while_routing_quotes_wins_and_the_slot_is_fre
 @pytest.mark.parametrize(
     ("step", "error"),
     [
-        pytest.param("route", TransientError("rpc timeout"), id="route-transient", marks=LEAK),
+        pytest.param("route", TransientError("rpc timeout"), id="route-transient"),
         pytest.param("route", NoPool("SOL", "USDC"), id="route-no-pool"),
-        pytest.param("build", TransientError("rpc timeout"), id="build-transient", marks=LEAK),
+        pytest.param("build", TransientError("rpc timeout"), id="build-transient"),
     ],
 )
 async def test_a_cancel_that_lands_while_a_quote_fails_still_frees_the_slot(
