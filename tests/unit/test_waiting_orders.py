@@ -124,7 +124,6 @@ async def test_an_order_that_moved_on_is_skipped_and_the_rest_still_expire(moved
     assert (await s.status(gone), await s.status(due)) == (moved_on, "expired")
 
 
-@pytest.mark.xfail(strict=True, reason="expire_overdue counts an order an earlier run expired")
 async def test_an_order_already_expired_is_not_expired_or_counted_again() -> None:
     s = Setup()
     oid = await order_in(s.store, "waiting", expires_at=NOW - timedelta(minutes=1))
