@@ -112,9 +112,12 @@ class OrderExecution:
         """
         run = _Run(step, order_id, attempt, message_id, await load(self.store, order_id))
         try:
-            outcome = await self._steps[step](run)
-        except TransientError as exc:
-            return await self._attempt_failed(run, str(exc))
+            try:
+                outcome = await self._steps[step](run)
+            except TransientError as exc:
+                # Recording the failure can itself be refused (cancelled during the I/O):
+                # the outer handler then gives the slot back like any other refusal.
+                return await self._attempt_failed(run, str(exc))
         except DomainError:
             await self._skip((await load(self.store, order_id)).state)
             raise

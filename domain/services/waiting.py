@@ -55,13 +55,15 @@ class WaitingOrders:
         expired = 0
         for order_id in await self.finder.due_for_expiry(now):
             try:
-                await handle(
+                handled = await handle(
                     self.store,
                     order_id,
                     ExpireOrder(command_id=f"{order_id}:expire", now=now),
                     actor="scheduler:expire",
                     issued_at=now,
                 )
+                if not handled.appended:
+                    continue  # expired by an earlier run; the read model has not caught up
                 expired += 1
                 log.info("order expired", extra={"orderId": order_id, "status": "expired"})
             except DomainError as exc:  # it started executing (or ended) since the read model saw it
