@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+# The interval is a fraction of a millisecond above 60,000/min and not whole below it
+# (60,000/7 ms): the TAT is stored as a fraction, but PX and the reply (which Redis
+# truncates to an integer, so 0.4 ms would read as "allowed") are rounded up to whole ms.
 _GCRA = """
 local key = KEYS[1]
 local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -18,10 +21,10 @@ local tat = tonumber(redis.call('GET', key) or now)
 if tat < now then tat = now end
 local allowed_from = tat - burst * interval
 if now < allowed_from then
-  return allowed_from - now
+  return math.ceil(allowed_from - now)
 end
 local next_tat = tat + interval
-redis.call('SET', key, next_tat, 'PX', next_tat - now + 1000)
+redis.call('SET', key, next_tat, 'PX', math.ceil(next_tat - now) + 1000)
 return 0
 """
 

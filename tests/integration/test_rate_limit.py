@@ -29,3 +29,28 @@ async def test_users_are_limited_separately(aredis: aioredis.Redis, redis_prefix
 async def test_zero_per_minute_never_limits(aredis: aioredis.Redis, redis_prefix: str) -> None:
     limiter = RateLimiter(aredis, redis_prefix, "orders", per_minute=0, burst=0)
     assert [await limiter.check("alice") for _ in range(50)] == [0.0] * 50
+
+
+# A rate far beyond any real one: 100,000 a second, 0.01 ms apart.
+HIGHEST_RATE = 6_000_000
+
+
+@pytest.mark.parametrize("per_minute", [HIGHEST_RATE, 10_000_000])
+async def test_a_rate_of_a_fraction_of_a_millisecond_works(
+    aredis: aioredis.Redis, redis_prefix: str, per_minute: int
+) -> None:
+    # The interval is 0.01 ms or less: before rounding, SET … PX got a fraction and every
+    # check failed with "value is not an integer or out of range".
+    limiter = RateLimiter(aredis, redis_prefix, "orders", per_minute=per_minute, burst=3)
+    waits = [await limiter.check("alice") for _ in range(200)]
+    assert waits[:3] == [0.0] * 3  # the burst (the fourth is within float error of its limit)
+    assert all(0.0 <= w <= 0.001 for w in waits)  # a refusal is at most 1 ms (rounded up)
+    assert await aredis.pttl(f"{redis_prefix}:ratelimit:orders:alice") > 0
+
+
+async def test_a_rate_that_does_not_divide_a_minute_waits_its_interval(
+    aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    limiter = RateLimiter(aredis, redis_prefix, "orders", per_minute=7, burst=0)  # 8571.43 ms apart
+    assert await limiter.check("alice") == 0.0
+    assert 8.5 <= await limiter.check("alice") <= 8.572
