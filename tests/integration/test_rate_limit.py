@@ -6,6 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.redis_rate_limit import RateLimiter
+from adapters.settings import _FIELDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -31,8 +32,8 @@ async def test_zero_per_minute_never_limits(aredis: aioredis.Redis, redis_prefix
     assert [await limiter.check("alice") for _ in range(50)] == [0.0] * 50
 
 
-# A rate far beyond any real one: 100,000 a second, 0.01 ms apart.
-HIGHEST_RATE = 6_000_000
+# The highest ORDER_RATE_PER_MIN the settings accept (6,000,000: 0.01 ms apart).
+HIGHEST_RATE = next(f.info.le for f in _FIELDS if f.name == "order_rate_per_min")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("per_minute", [HIGHEST_RATE, 10_000_000])
