@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.client_messages import event_details
+from api.client_messages import _DETAILS, event_details
 from api.live_entry import order_message_text, user_message_text
 from domain.events import (
     EVENT_TYPES,
@@ -182,6 +182,11 @@ def recorded(event: Event) -> RecordedEvent:
 def test_the_examples_cover_every_event_type() -> None:
     assert {type(e) for e in EXAMPLES.values()} == set(EVENT_TYPES.values())
     assert set(EXPECTED) == set(EXAMPLES)
+
+
+def test_every_event_type_has_client_details() -> None:
+    # A new event type without its wire type would fail every message of that type.
+    assert set(_DETAILS) == set(EVENT_TYPES.values())
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
