@@ -117,7 +117,7 @@ def bootstrap(settings: Settings, *, pool_min: int = 1, pool_max: int = 10) -> E
     )
     rate = RateLimiter(
         redis,
-        settings.redis_prefix,
+        layout,
         "orders",
         per_minute=settings.order_rate_per_min,
         burst=settings.order_rate_burst,

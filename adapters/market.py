@@ -26,20 +26,32 @@ from domain.tokens import TOKENS
 STABLECOINS = frozenset({"USDC", "USDT"})
 
 
+# A tick never takes a price further than this factor from its reference price. Without
+# reversion the walk is unbounded: MARKET_VOLATILITY=0.5 with MARKET_REVERSION=0 reached,
+# within 2,000 ticks, a price Decimal could not quantize (and others that rounded to 0),
+# and every tick failed from then on.
+MAX_DEVIATION = 1000
+_BAND = math.log(MAX_DEVIATION)
+
+
 def random_walk_step(
     prices: dict[str, Decimal], rng: random.Random, volatility: float, reversion: float
 ) -> dict[str, Decimal]:
     """One tick: each non-stable token's log price moves by `volatility` × N(0,1)
-    and is pulled back toward its reference price by `reversion` (0..1)."""
+    and is pulled back toward its reference price by `reversion` (0..1); it stays
+    within MAX_DEVIATION of the reference (a price set further out only moves back)."""
     moved: dict[str, Decimal] = {}
     for symbol, token in TOKENS.items():
         current = prices.get(symbol, token.reference_usd)
         if symbol in STABLECOINS or volatility == 0:
             moved[symbol] = current
             continue
-        drift = -reversion * math.log(float(current / token.reference_usd))
-        factor = math.exp(drift + volatility * rng.gauss(0.0, 1.0))
-        moved[symbol] = (current * Decimal(str(factor))).quantize(Decimal("1e-12"))
+        deviation = math.log(float(current / token.reference_usd))
+        step = -reversion * deviation + volatility * rng.gauss(0.0, 1.0)
+        low, high = min(-_BAND, deviation), max(_BAND, deviation)
+        if not low <= deviation + step <= high:
+            step = min(max(deviation + step, low), high) - deviation
+        moved[symbol] = (current * Decimal(str(math.exp(step)))).quantize(Decimal("1e-12"))
     return moved
 
 

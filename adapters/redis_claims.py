@@ -19,3 +19,6 @@ class RedisRedriveClaims:
         return bool(
             await self.client.set(self.layout.redriven(order_id, version), "1", nx=True, ex=CLAIM_TTL_S)
         )
+
+    async def release(self, order_id: str, version: int) -> None:
+        await self.client.delete(self.layout.redriven(order_id, version))

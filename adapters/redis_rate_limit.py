@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from adapters.redis_layout import RedisLayout
+
+# The interval is a fraction of a millisecond above 60,000/min and not whole below it
+# (60,000/7 ms): the TAT is stored as a fraction, but PX and the reply (which Redis
+# truncates to an integer, so 0.4 ms would read as "allowed") are rounded up to whole ms.
 _GCRA = """
 local key = KEYS[1]
 local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -18,10 +23,10 @@ local tat = tonumber(redis.call('GET', key) or now)
 if tat < now then tat = now end
 local allowed_from = tat - burst * interval
 if now < allowed_from then
-  return allowed_from - now
+  return math.ceil(allowed_from - now)
 end
 local next_tat = tat + interval
-redis.call('SET', key, next_tat, 'PX', next_tat - now + 1000)
+redis.call('SET', key, next_tat, 'PX', math.ceil(next_tat - now) + 1000)
 return 0
 """
 
@@ -29,9 +34,12 @@ return 0
 class RateLimiter:
     """`per_minute` requests per user on average, `burst` more at once; 0 per minute turns it off."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str, name: str, per_minute: int, burst: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, layout: RedisLayout, name: str, per_minute: int, burst: int
+    ) -> None:
         self._client = client
-        self._key = f"{prefix}:ratelimit:{name}:"
+        self._layout = layout
+        self._name = name
         self._interval_ms = 60_000 / per_minute if per_minute else 0.0
         self._burst = burst
         self._script = client.register_script(_GCRA)
@@ -40,5 +48,6 @@ class RateLimiter:
         """0 when the request may go ahead, else the seconds until it may."""
         if not self._interval_ms:
             return 0.0
-        wait_ms = await self._script(keys=[self._key + user], args=[self._interval_ms, self._burst])
+        key = self._layout.rate_limit(self._name, user)
+        wait_ms = await self._script(keys=[key], args=[self._interval_ms, self._burst])
         return float(wait_ms) / 1000

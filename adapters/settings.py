@@ -1,61 +1,102 @@
 """All configuration, read once from the environment into one typed object.
 
-Every setting the code reads is listed here and in `.env.example`; nothing else
-calls `os.environ` for configuration (the supervisor only passes URLs down to the
-processes it starts).
+`Settings` is the whole declaration: each field's environment variable is its name in
+upper case (`rename="upper"`), its type carries its allowed values (`Meta(ge=…, le=…)`,
+`Literal`), and msgspec converts the environment's strings into it. The bounds are
+what the engine can run with: a value that would break at run time (a Redis argument
+out of range, a `datetime + timedelta` overflow, a timer that never fires) is refused
+at start-up with the variable's name, its value and the allowed range. Rules that join
+several settings live in one place below (`_RULES`).
+
+Every setting is listed with its range in `.env.example`; nothing else calls
+`os.environ` for configuration (the supervisor only passes URLs down to the processes
+it starts).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+import msgspec.inspect as mi
+from msgspec import Meta
+
+from domain.tokens import TOKENS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+SECRET = "secret"  # Meta(extra=…) key: the value is never printed, not even in an error
+ALIASES = "aliases"  # Meta(extra=…) key: other variable names accepted for the field
+PAIRS = "pairs"  # Meta(extra=…) key: a dict read from "key<sep>value,…"
+
+
+def dec(*, ge: str | None = None, le: str | None = None, lt: str | None = None) -> Meta:
+    """Bounds of a Decimal field. msgspec 0.22 allows `ge`/`le` only on int and float, so
+    they ride in `extra` and `load_settings` checks them (and refuses NaN and infinities)."""
+    bounds = {k: Decimal(v) for k, v in (("ge", ge), ("le", le), ("lt", lt)) if v is not None}
+    return Meta(extra=bounds)
+
+
+# The longest a single mock DEX delay may take (ms, after MOCK_LATENCY_SCALE): well below
+# Dramatiq's 10-minute actor time limit and the 5-minute in-flight lease of an order.
+MAX_MOCK_DELAY_MS = 60_000
+DAY_S = 86_400
+
 
 class SettingsError(ValueError):
-    """A setting has a value the engine cannot use; the message names it."""
+    """One or more settings have values the engine cannot use; each problem names its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     host: str = "127.0.0.1"
-    port: int = 3000
+    port: Annotated[int, Meta(ge=1, le=65_535)] = 3000
     database_url: str | None = None
     redis_url: str | None = None
     # Prefix for every Redis key the engine owns (streams, broker queues, limiter);
     # lets several deployments or test runs share one Redis.
-    redis_prefix: str = "oe"
+    redis_prefix: Annotated[str, Meta(min_length=1)] = "oe"
     data_dir: Path = REPO_ROOT / ".data"
-    queue_max_concurrent: int = 10
-    order_processor_rate: int = 100
-    max_retries: int = 3
-    backoff_base_ms: int = 500
+    # BULL_CONCURRENCY is the brief's name for the same limit.
+    queue_max_concurrent: Annotated[int, Meta(ge=1, le=1_000_000, extra={ALIASES: ("BULL_CONCURRENCY",)})] = (
+        10
+    )
+    order_processor_rate: Annotated[int, Meta(ge=1, le=6_000_000)] = 100
+    max_retries: Annotated[int, Meta(ge=1, le=100)] = 3
+    # Retry delays are capped at 60 s (domain/backoff.py): a larger base means nothing more.
+    backoff_base_ms: Annotated[int, Meta(ge=0, le=60_000)] = 500
     use_real_devnet: bool = False
     devnet_rpc_url: str = "https://api.devnet.solana.com"
-    wallet_private_key: str | None = msgspec.field(default=None)
-    log_level: str = "INFO"
+    wallet_private_key: Annotated[str | None, Meta(extra={SECRET: True})] = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # "console" (readable lines) or "json" (one JSON object per line).
-    log_format: str = "console"
-    worker_processes: int = 1
-    worker_threads: int = 16
+    log_format: Literal["console", "json"] = "console"
+    worker_processes: Annotated[int, Meta(ge=1, le=64)] = 1
+    # Each worker thread holds one Postgres connection once it has run a step.
+    worker_threads: Annotated[int, Meta(ge=1, le=256)] = 16
     # How long an idle Dramatiq consumer waits on Redis before polling again (ms);
     # lower means faster pick-up and more idle CPU (see docs/architecture.md).
-    worker_idle_ms: int = 100
+    worker_idle_ms: Annotated[int, Meta(ge=1, le=5_000)] = 100
     # Mock DEX: every sleep is multiplied by this; 0 makes the mock instant.
-    mock_latency_scale: Decimal = Decimal(1)
-    mock_quote_min_ms: int = 200
-    mock_quote_max_ms: int = 400
-    mock_swap_min_ms: int = 2000
-    mock_swap_max_ms: int = 3000
+    mock_latency_scale: Annotated[Decimal, dec(ge="0", le="100")] = Decimal(1)
+    mock_quote_min_ms: Annotated[int, Meta(ge=0, le=MAX_MOCK_DELAY_MS)] = 200
+    mock_quote_max_ms: Annotated[int, Meta(ge=0, le=MAX_MOCK_DELAY_MS)] = 400
+    mock_swap_min_ms: Annotated[int, Meta(ge=0, le=MAX_MOCK_DELAY_MS)] = 2000
+    mock_swap_max_ms: Annotated[int, Meta(ge=0, le=MAX_MOCK_DELAY_MS)] = 3000
     # Probability (0..1) that a mock swap submission fails with a transient error.
-    mock_fail_rate: Decimal = Decimal(0)
+    mock_fail_rate: Annotated[Decimal, dec(ge="0", le="1")] = Decimal(0)
     # The first N mock swap submissions in each worker process fail transiently.
-    mock_fail_first_n: int = 0
+    mock_fail_first_n: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 0
     mock_seed: int | None = None
     # Rebuild a projection (shadow tables, then a swap) when its code is a newer version
     # than the one that built its tables; off: only `orderengine projections rebuild` does.
@@ -65,52 +106,62 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mock_explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
     # Mock market: each tick, token prices move by MARKET_VOLATILITY (log, 1 sigma) and
     # revert toward their reference price by MARKET_REVERSION; 0 volatility freezes them.
-    market_tick_ms: int = 1000
-    market_volatility: Decimal = Decimal("0.002")
-    market_reversion: Decimal = Decimal("0.01")
+    # Intervals are APScheduler jobs: at most a day.
+    market_tick_ms: Annotated[int, Meta(ge=10, le=DAY_S * 1000)] = 1000
+    market_volatility: Annotated[Decimal, dec(ge="0", lt="1")] = Decimal("0.002")
+    market_reversion: Annotated[Decimal, dec(ge="0", le="1")] = Decimal("0.01")
     # Tokens that launch by themselves at a set time: "LAUNCH=2026-11-24T20:00:00Z,…".
-    mock_launches: dict[str, datetime] = {}
-    default_slippage: Decimal = Decimal("0.01")
-    max_slippage: Decimal = Decimal("0.5")
-    quote_timeout_ms: int = 2000
-    # Retention of the Redis streams; Postgres keeps everything, and subscribers
-    # read history from Postgres, so trimming never loses an event.
+    mock_launches: Annotated[dict[str, Annotated[datetime, Meta(tz=True)]], Meta(extra={PAIRS: "="})] = {}
+    default_slippage: Annotated[Decimal, dec(ge="0", lt="1")] = Decimal("0.01")
+    max_slippage: Annotated[Decimal, dec(ge="0", lt="1")] = Decimal("0.5")
+    quote_timeout_ms: Annotated[int, Meta(ge=1, le=60_000)] = 2000
     # Limit orders: how often waiting orders are re-quoted, and their lifetime
     # when the order gives no expiresAt (and the longest it may ask for).
-    limit_recheck_interval_ms: int = 2000
-    limit_default_ttl_s: int = 3600
-    limit_max_ttl_s: int = 7 * 86_400
+    limit_recheck_interval_ms: Annotated[int, Meta(ge=10, le=DAY_S * 1000)] = 2000
+    limit_default_ttl_s: Annotated[int, Meta(ge=1, le=365 * DAY_S)] = 3600
+    limit_max_ttl_s: Annotated[int, Meta(ge=1, le=365 * DAY_S)] = 7 * DAY_S
     # An executing order whose last event is older than this is re-driven, checked
     # every STUCK_CHECK_INTERVAL_S. Keep it above the slowest step (a swap, 2–3 s).
-    stuck_after_s: int = 60
-    stuck_check_interval_s: int = 10
+    stuck_after_s: Annotated[int, Meta(ge=1, le=7 * DAY_S)] = 60
+    stuck_check_interval_s: Annotated[int, Meta(ge=1, le=DAY_S)] = 10
     # Dramatiq: how long before a silent worker's messages go back to the queue.
-    worker_heartbeat_timeout_ms: int = 60_000
-    stream_maxlen: int = 100_000
-    order_stream_ttl_s: int = 86_400
+    worker_heartbeat_timeout_ms: Annotated[int, Meta(ge=1000, le=3_600_000)] = 60_000
+    # Retention of the Redis streams; Postgres keeps everything, and subscribers
+    # read history from Postgres, so trimming never loses an event.
+    stream_maxlen: Annotated[int, Meta(ge=1000, le=10_000_000)] = 100_000
+    order_stream_ttl_s: Annotated[int, Meta(ge=60, le=365 * DAY_S)] = DAY_S
     # API keys, key -> userId ("key1:alice,key2:bob"). Empty: the API runs open (with a
     # warning at start-up). Never logged.
-    api_keys: dict[str, str] = {}
+    api_keys: Annotated[
+        dict[Annotated[str, Meta(min_length=16)], Annotated[str, Meta(min_length=1)]],
+        Meta(extra={SECRET: True, PAIRS: ":"}),
+    ] = {}
     # Per-user order submissions: a sustained rate per minute and a burst on top (0 = no limit).
-    order_rate_per_min: int = 600
-    order_rate_burst: int = 60
+    order_rate_per_min: Annotated[int, Meta(ge=0, le=6_000_000)] = 600
+    order_rate_burst: Annotated[int, Meta(ge=0, le=1_000_000)] = 60
     # Open WebSocket connections per user in one API process (0 = no limit).
-    ws_max_connections_per_user: int = 100
+    ws_max_connections_per_user: Annotated[int, Meta(ge=0, le=1_000_000)] = 100
     # Protocol-level ping/pong: a ping every WS_PING_INTERVAL_S; no pong within
     # WS_PING_TIMEOUT_S closes the connection (0 turns pings off).
-    ws_ping_interval_s: float = 20.0
-    ws_ping_timeout_s: float = 20.0
+    ws_ping_interval_s: Annotated[float, Meta(ge=0, le=3600)] = 20.0
+    ws_ping_timeout_s: Annotated[float, Meta(ge=0, le=3600)] = 20.0
     # Close an order's stream with 1000 after its final event (false: keep it open).
     ws_close_on_terminal: bool = True
     # Where processes share Prometheus metrics (multiprocess mode); default DATA_DIR/metrics.
     metrics_dir: Path | None = None
 
-    def __repr__(self) -> str:  # never print the wallet key
-        fields = {f: getattr(self, f) for f in self.__struct_fields__}
-        if fields["wallet_private_key"]:
-            fields["wallet_private_key"] = "***"
-        fields["api_keys"] = f"<{len(self.api_keys)} keys, users {sorted(set(self.api_keys.values()))}>"
-        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+    def __repr__(self) -> str:  # never print a secret
+        shown = []
+        for f in _FIELDS:
+            value = getattr(self, f.name)
+            if f.name == "api_keys":
+                text = f"<{len(value)} keys, users {sorted(set(value.values()))}>"
+            elif f.secret and value:
+                text = "'***'"
+            else:
+                text = repr(value)
+            shown.append(f"{f.name}={text}")
+        return "Settings(" + ", ".join(shown) + ")"
 
     __str__ = __repr__
 
@@ -123,191 +174,322 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.database_url is not None and self.redis_url is not None
 
 
-# env var -> (field, parser). BULL_CONCURRENCY is the brief's name for the same limit.
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise ValueError("expected true or false")
+# --- Rules that join several settings ------------------------------------------------
+# Each checks fields whose own values were valid; it returns a message naming the
+# variables and their values, or None.
+
+_RULES: list[tuple[tuple[str, ...], Callable[[Settings], str | None]]] = []
 
 
-def _decimal(raw: str) -> Decimal:
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise ValueError("expected a decimal number") from None
-    if not value.is_finite():
-        raise ValueError("expected a finite number")
-    return value
+def _rule(*fields: str) -> Callable[[Callable[[Settings], str | None]], Callable[[Settings], str | None]]:
+    def register(check: Callable[[Settings], str | None]) -> Callable[[Settings], str | None]:
+        _RULES.append((fields, check))
+        return check
+
+    return register
 
 
-def _launches(raw: str) -> dict[str, datetime]:
-    schedule: dict[str, datetime] = {}
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        token, sep, when = item.partition("=")
-        if not sep:
-            raise ValueError(f"expected TOKEN=ISO-8601 time, got {item!r}")
-        at = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
-        if at.tzinfo is None:
-            raise ValueError(f"{item!r}: the time needs a timezone")
-        schedule[token.strip()] = at
-    return schedule
+def longest_mock_delay_ms(s: Settings) -> Decimal:
+    """The longest single sleep of the mock DEX, after scaling."""
+    return max(s.mock_quote_max_ms, s.mock_swap_max_ms) * s.mock_latency_scale
 
 
-def _api_keys(raw: str) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for number, item in enumerate(filter(None, (part.strip() for part in raw.split(","))), 1):
-        key, sep, user = item.rpartition(":")
-        # The message names the pair by number: the key itself must never be printed.
-        if not sep or not key or not user.strip():
-            raise _SecretValueError(f"pair {number}: expected KEY:USER_ID")
-        if len(key) < 16:
-            raise _SecretValueError(f"pair {number}: a key must be at least 16 characters")
-        keys[key] = user.strip()
-    return keys
+@_rule("mock_quote_min_ms", "mock_quote_max_ms")
+def _quote_delays(s: Settings) -> str | None:
+    if s.mock_quote_min_ms <= s.mock_quote_max_ms:
+        return None
+    return f"MOCK_QUOTE_MIN_MS={s.mock_quote_min_ms} must not exceed MOCK_QUOTE_MAX_MS={s.mock_quote_max_ms}"
 
 
-class _SecretValueError(ValueError):
-    """A bad secret value: its message is safe to print, the raw value is not."""
+@_rule("mock_swap_min_ms", "mock_swap_max_ms")
+def _swap_delays(s: Settings) -> str | None:
+    if s.mock_swap_min_ms <= s.mock_swap_max_ms:
+        return None
+    return f"MOCK_SWAP_MIN_MS={s.mock_swap_min_ms} must not exceed MOCK_SWAP_MAX_MS={s.mock_swap_max_ms}"
 
 
-def _optional_str(raw: str) -> str | None:
-    return raw or None
+@_rule("mock_quote_max_ms", "mock_swap_max_ms", "mock_latency_scale")
+def _mock_delay_cap(s: Settings) -> str | None:
+    longest = longest_mock_delay_ms(s)
+    if longest <= MAX_MOCK_DELAY_MS:
+        return None
+    return (
+        f"MOCK_LATENCY_SCALE={s.mock_latency_scale} makes the longest mock delay "
+        f"(max(MOCK_QUOTE_MAX_MS, MOCK_SWAP_MAX_MS) x scale) {longest.normalize():f} ms: it must be at "
+        f"most {MAX_MOCK_DELAY_MS} ms (a step must finish well within the in-flight lease)"
+    )
 
 
-def _optional_int(raw: str) -> int | None:
-    return int(raw) if raw.strip() else None
+@_rule("quote_timeout_ms", "mock_quote_min_ms", "mock_latency_scale")
+def _quote_timeout(s: Settings) -> str | None:
+    fastest = s.mock_quote_min_ms * s.mock_latency_scale
+    if s.quote_timeout_ms > fastest:
+        return None
+    return (
+        f"QUOTE_TIMEOUT_MS={s.quote_timeout_ms} must exceed the fastest mock quote "
+        f"(MOCK_QUOTE_MIN_MS x MOCK_LATENCY_SCALE = {fastest.normalize():f} ms), or every quote times out"
+    )
 
 
-_ENV: dict[str, tuple[str, object]] = {
-    "HOST": ("host", str),
-    "PORT": ("port", int),
-    "DATABASE_URL": ("database_url", _optional_str),
-    "REDIS_URL": ("redis_url", _optional_str),
-    "REDIS_PREFIX": ("redis_prefix", str),
-    "DATA_DIR": ("data_dir", Path),
-    "BULL_CONCURRENCY": ("queue_max_concurrent", int),
-    "QUEUE_MAX_CONCURRENT": ("queue_max_concurrent", int),
-    "ORDER_PROCESSOR_RATE": ("order_processor_rate", int),
-    "MAX_RETRIES": ("max_retries", int),
-    "BACKOFF_BASE_MS": ("backoff_base_ms", int),
-    "USE_REAL_DEVNET": ("use_real_devnet", _bool),
-    "DEVNET_RPC_URL": ("devnet_rpc_url", str),
-    "WALLET_PRIVATE_KEY": ("wallet_private_key", _optional_str),
-    "LOG_LEVEL": ("log_level", str.upper),
-    "LOG_FORMAT": ("log_format", str.lower),
-    "WORKER_PROCESSES": ("worker_processes", int),
-    "WORKER_THREADS": ("worker_threads", int),
-    "WORKER_IDLE_MS": ("worker_idle_ms", int),
-    "MOCK_LATENCY_SCALE": ("mock_latency_scale", _decimal),
-    "MOCK_QUOTE_MIN_MS": ("mock_quote_min_ms", int),
-    "MOCK_QUOTE_MAX_MS": ("mock_quote_max_ms", int),
-    "MOCK_SWAP_MIN_MS": ("mock_swap_min_ms", int),
-    "MOCK_SWAP_MAX_MS": ("mock_swap_max_ms", int),
-    "MOCK_FAIL_RATE": ("mock_fail_rate", _decimal),
-    "MOCK_FAIL_FIRST_N": ("mock_fail_first_n", int),
-    "MOCK_SEED": ("mock_seed", _optional_int),
-    "MOCK_EXPLORER_TX_URL": ("mock_explorer_tx_url", str),
-    "PROJECTION_AUTO_REBUILD": ("projection_auto_rebuild", _bool),
-    "MARKET_TICK_MS": ("market_tick_ms", int),
-    "MARKET_VOLATILITY": ("market_volatility", _decimal),
-    "MARKET_REVERSION": ("market_reversion", _decimal),
-    "MOCK_LAUNCHES": ("mock_launches", _launches),
-    "DEFAULT_SLIPPAGE": ("default_slippage", _decimal),
-    "MAX_SLIPPAGE": ("max_slippage", _decimal),
-    "QUOTE_TIMEOUT_MS": ("quote_timeout_ms", int),
-    "LIMIT_RECHECK_INTERVAL_MS": ("limit_recheck_interval_ms", int),
-    "LIMIT_DEFAULT_TTL_S": ("limit_default_ttl_s", int),
-    "LIMIT_MAX_TTL_S": ("limit_max_ttl_s", int),
-    "STUCK_AFTER_S": ("stuck_after_s", int),
-    "STUCK_CHECK_INTERVAL_S": ("stuck_check_interval_s", int),
-    "WORKER_HEARTBEAT_TIMEOUT_MS": ("worker_heartbeat_timeout_ms", int),
-    "STREAM_MAXLEN": ("stream_maxlen", int),
-    "ORDER_STREAM_TTL_S": ("order_stream_ttl_s", int),
-    "API_KEYS": ("api_keys", _api_keys),
-    "ORDER_RATE_PER_MIN": ("order_rate_per_min", int),
-    "ORDER_RATE_BURST": ("order_rate_burst", int),
-    "WS_MAX_CONNECTIONS_PER_USER": ("ws_max_connections_per_user", int),
-    "WS_PING_INTERVAL_S": ("ws_ping_interval_s", float),
-    "WS_PING_TIMEOUT_S": ("ws_ping_timeout_s", float),
-    "WS_CLOSE_ON_TERMINAL": ("ws_close_on_terminal", _bool),
-    "METRICS_DIR": ("metrics_dir", Path),
+@_rule(
+    "worker_heartbeat_timeout_ms",
+    "worker_idle_ms",
+    "mock_quote_max_ms",
+    "mock_swap_max_ms",
+    "mock_latency_scale",
+)
+def _heartbeat(s: Settings) -> str | None:
+    # A worker's heartbeat is its polls and acks: an idle poll or a busy step longer than
+    # half the timeout would make a live worker look dead and its messages run twice.
+    quiet = max(Decimal(s.worker_idle_ms), longest_mock_delay_ms(s))
+    if s.worker_heartbeat_timeout_ms >= 2 * quiet:
+        return None
+    return (
+        f"WORKER_HEARTBEAT_TIMEOUT_MS={s.worker_heartbeat_timeout_ms} must be at least twice the "
+        f"longer of WORKER_IDLE_MS and the longest mock delay ({quiet.normalize():f} ms)"
+    )
+
+
+@_rule("default_slippage", "max_slippage")
+def _slippage(s: Settings) -> str | None:
+    if s.default_slippage <= s.max_slippage:
+        return None
+    return f"DEFAULT_SLIPPAGE={s.default_slippage} must not exceed MAX_SLIPPAGE={s.max_slippage}"
+
+
+@_rule("limit_default_ttl_s", "limit_max_ttl_s")
+def _limit_ttl(s: Settings) -> str | None:
+    if s.limit_default_ttl_s <= s.limit_max_ttl_s:
+        return None
+    return f"LIMIT_DEFAULT_TTL_S={s.limit_default_ttl_s} must not exceed LIMIT_MAX_TTL_S={s.limit_max_ttl_s}"
+
+
+MIN_WS_PING_S = 0.1  # shorter pings flood every connection; a shorter pong wait closes them all
+
+
+@_rule("ws_ping_interval_s")
+def _ping_interval(s: Settings) -> str | None:
+    return _off_or_at_least("WS_PING_INTERVAL_S", s.ws_ping_interval_s)
+
+
+@_rule("ws_ping_timeout_s")
+def _ping_timeout(s: Settings) -> str | None:
+    return _off_or_at_least("WS_PING_TIMEOUT_S", s.ws_ping_timeout_s)
+
+
+def _off_or_at_least(name: str, value: float) -> str | None:
+    if value == 0 or value >= MIN_WS_PING_S:
+        return None
+    return f"{name}={value} is out of range: must be 0 (off) or between {MIN_WS_PING_S:g} and 3600"
+
+
+@_rule("mock_launches")
+def _launch_tokens(s: Settings) -> str | None:
+    unknown = [t for t in s.mock_launches if t not in TOKENS]
+    if not unknown:
+        return None
+    return f"MOCK_LAUNCHES names unknown tokens: {', '.join(unknown)} (known: {', '.join(TOKENS)})"
+
+
+@_rule("mock_explorer_tx_url")
+def _explorer_url(s: Settings) -> str | None:
+    if not s.mock_explorer_tx_url or "{tx_hash}" in s.mock_explorer_tx_url:
+        return None
+    url = s.mock_explorer_tx_url
+    return f"MOCK_EXPLORER_TX_URL must contain {{tx_hash}} (or be empty for no link), got {url!r}"
+
+
+@_rule("use_real_devnet")
+def _devnet(s: Settings) -> str | None:
+    if not s.use_real_devnet:
+        return None
+    return "USE_REAL_DEVNET=true is not available yet: only the mock DEX is built"
+
+
+# --- Reading the environment ---------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A value refused; `reason` is safe to print even for a secret."""
+
+    def __init__(self, reason: str, *, out_of_range: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.out_of_range = out_of_range
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One setting as `load_settings` reads it."""
+
+    name: str
+    env: tuple[str, ...]  # the variable, then its aliases (the variable wins if both are set)
+    type: Any
+    info: mi.Type  # without the Metadata wrapper
+    extra: dict[str, Any]
+    optional: bool
+
+    @property
+    def secret(self) -> bool:
+        return bool(self.extra.get(SECRET))
+
+    def parse(self, raw: str) -> object:
+        text = raw.strip()
+        if self.optional and not text:
+            return None
+        info = self.info
+        if isinstance(info, mi.BoolType):
+            text = "true" if text.lower() in _TRUE else "false" if text.lower() in _FALSE else text
+        elif isinstance(info, mi.LiteralType):  # LOG_LEVEL=info is INFO
+            text = next((v for v in info.values if str(v).lower() == text.lower()), text)
+        elif isinstance(info, mi.DictType):
+            return self._pairs(text, info)
+        value = _convert(text, self.type, info)
+        if isinstance(info, mi.DecimalType):
+            _check_decimal(value, self.extra)
+        return value
+
+    def _pairs(self, text: str, info: mi.DictType) -> dict[Any, Any]:
+        sep, pairs = self.extra[PAIRS], {}
+        key_type, value_type = get_args(get_args(self.type)[0])  # Annotated[dict[K, V], Meta]
+        for number, item in enumerate(filter(None, (part.strip() for part in text.split(","))), 1):
+            which = f"pair {number}" if self.secret else f"pair {number} ({item!r})"
+            key, found, value = item.rpartition(sep)
+            if not found or not key.strip() or not value.strip():
+                raise _Invalid(f"{which}: expected KEY{sep}VALUE")
+            try:
+                k = _convert(key.strip(), key_type, info.key_type, what="the key")
+                pairs[k] = _convert(value.strip(), value_type, info.value_type, what="the value")
+            except _Invalid as exc:
+                raise _Invalid(f"{which}: {exc.reason}") from None
+        return pairs
+
+
+def _dec_hook(tp: type, obj: object) -> object:
+    if tp is Path and isinstance(obj, str):
+        return Path(obj)
+    raise NotImplementedError
+
+
+_EXPECTED: dict[type[mi.Type], tuple[type, str]] = {
+    mi.IntType: (int, "an integer"),
+    mi.FloatType: (float, "a number"),
+    mi.DecimalType: (Decimal, "a decimal number"),
+    mi.BoolType: (bool, "true or false"),
+    mi.StrType: (str, "text"),
+    mi.DateTimeType: (datetime, "an RFC 3339 time"),
+    mi.CustomType: (Path, "a path"),
 }
 
 
+def _convert(text: str, tp: Any, info: mi.Type, what: str = "") -> Any:
+    """`text` as `tp` by msgspec; a refusal says why (out of range, or what was expected)."""
+    try:
+        return msgspec.convert(text, tp, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError:
+        pass
+    subject = f"{what} " if what else ""
+    not_a = f"{what} is not" if what else "expected"
+    if isinstance(info, mi.LiteralType):
+        choices = get_args(tp) or info.values  # as declared (msgspec sorts them)
+        raise _Invalid(f"{subject}must be one of {', '.join(map(str, choices))}") from None
+    if isinstance(info, mi.DateTimeType) and info.tz:
+        if _parses(text, datetime):
+            raise _Invalid(f"{subject}needs a timezone (e.g. 2026-11-24T20:00:00Z)") from None
+        raise _Invalid(f"{not_a} an RFC 3339 time with a timezone (e.g. 2026-11-24T20:00:00Z)") from None
+    base, expected = _EXPECTED.get(type(info), (object, "a valid value"))
+    if _parses(text, base):
+        # Text too short is "invalid"; a number beyond its bounds is "out of range".
+        raise _Invalid(
+            f"{subject}{_allowed(info, {})}", out_of_range=not isinstance(info, mi.StrType)
+        ) from None
+    raise _Invalid(f"{not_a} {expected}") from None
+
+
+def _parses(text: str, tp: Any) -> bool:
+    try:
+        msgspec.convert(text, tp, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _check_decimal(value: Decimal, bounds: dict[str, Any]) -> None:
+    if not value.is_finite():
+        raise _Invalid("expected a finite number")
+    ge, le, lt = bounds.get("ge"), bounds.get("le"), bounds.get("lt")
+    if (ge is not None and value < ge) or (le is not None and value > le) or (lt is not None and value >= lt):
+        raise _Invalid(_allowed(mi.DecimalType(), bounds), out_of_range=True)
+
+
+def _allowed(info: mi.Type, bounds: dict[str, Any]) -> str:
+    """The allowed range of a numeric or text type, in words."""
+    if isinstance(info, mi.StrType):
+        shortest = info.min_length or 0
+        return f"must be at least {shortest} characters" if shortest > 1 else "must not be empty"
+    limits = {**bounds, **{k: v for k in ("ge", "le", "lt") if (v := getattr(info, k, None)) is not None}}
+    ge, le, lt = limits.get("ge"), limits.get("le"), limits.get("lt")
+    if ge is not None and le is not None:
+        return f"must be between {ge} and {le}"
+    if ge is not None and lt is not None:
+        return f"must be at least {ge} and below {lt}"
+    if ge is not None:
+        return f"must be at least {ge}"
+    return f"must be at most {le}" if le is not None else "is not allowed"
+
+
+def _field(f: msgspec.structs.FieldInfo, info: mi.Type) -> _Field:
+    extra: dict[str, Any] = {}
+    if isinstance(info, mi.Metadata):
+        extra, info = dict(info.extra or {}), info.type
+    optional = False
+    if isinstance(info, mi.UnionType):
+        others = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        optional, info = len(others) < len(info.types), others[0]
+    if isinstance(info, mi.Metadata):  # Annotated[X, Meta(…)] | None
+        extra, info = {**extra, **(info.extra or {})}, info.type
+    return _Field(f.name, (f.encode_name, *extra.get(ALIASES, ())), f.type, info, extra, optional)
+
+
+_FIELDS: tuple[_Field, ...] = tuple(
+    _field(f, i.type)
+    for f, i in zip(msgspec.structs.fields(Settings), mi.type_info(Settings).fields, strict=True)  # type: ignore[attr-defined]
+)
+# Every accepted variable -> its field.
+ENV_VARS: dict[str, str] = {name: f.name for f in _FIELDS for name in f.env}
+
+
+def _shown(raw: str) -> str:
+    return shlex.quote(raw) if raw else "''"
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from `environ` (default: the process environment)."""
+    """Build the settings from `environ` (default: the process environment).
+
+    Raises SettingsError listing every refused value, each with its variable's name.
+    """
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
-    for name, (field, parse) in _ENV.items():
-        raw = env.get(name)
-        if raw is None:
+    problems: list[str] = []
+    for f in _FIELDS:
+        var = next((name for name in f.env if name in env), None)
+        if var is None:
             continue
+        raw = env[var]
         try:
-            values[field] = parse(raw)  # type: ignore[operator]
-        except _SecretValueError as exc:
-            raise SettingsError(f"{name} is invalid: {exc}") from None
-        except ValueError as exc:
-            raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from None
-    settings = Settings(**values)  # type: ignore[arg-type]
-    _check(settings)
-    return settings
-
-
-def _check(s: Settings) -> None:
-    problems = []
-    if not 1 <= s.port <= 65535:
-        problems.append("PORT must be between 1 and 65535")
-    if s.queue_max_concurrent < 1:
-        problems.append("QUEUE_MAX_CONCURRENT must be at least 1")
-    if s.order_processor_rate < 1:
-        problems.append("ORDER_PROCESSOR_RATE must be at least 1")
-    if s.max_retries < 1:
-        problems.append("MAX_RETRIES must be at least 1 (it counts attempts)")
-    if s.backoff_base_ms < 0:
-        problems.append("BACKOFF_BASE_MS must not be negative")
-    if s.mock_latency_scale < 0:
-        problems.append("MOCK_LATENCY_SCALE must not be negative")
-    if s.mock_quote_min_ms > s.mock_quote_max_ms or s.mock_swap_min_ms > s.mock_swap_max_ms:
-        problems.append("MOCK_*_MIN_MS must not exceed MOCK_*_MAX_MS")
-    if not 0 <= s.mock_fail_rate <= 1:
-        problems.append("MOCK_FAIL_RATE must be between 0 and 1")
-    if not 0 <= s.default_slippage <= s.max_slippage < 1:
-        problems.append("need 0 <= DEFAULT_SLIPPAGE <= MAX_SLIPPAGE < 1")
-    if s.worker_processes < 1 or s.worker_threads < 1:
-        problems.append("WORKER_PROCESSES and WORKER_THREADS must be at least 1")
-    if s.market_tick_ms < 10 or not 0 <= s.market_volatility < 1 or not 0 <= s.market_reversion <= 1:
-        problems.append("need MARKET_TICK_MS >= 10, 0 <= MARKET_VOLATILITY < 1, 0 <= MARKET_REVERSION <= 1")
-    if s.limit_recheck_interval_ms < 10:
-        problems.append("LIMIT_RECHECK_INTERVAL_MS must be at least 10")
-    if not 1 <= s.limit_default_ttl_s <= s.limit_max_ttl_s:
-        problems.append("need 1 <= LIMIT_DEFAULT_TTL_S <= LIMIT_MAX_TTL_S")
-    if s.stuck_after_s < 1 or s.stuck_check_interval_s < 1:
-        problems.append("STUCK_AFTER_S and STUCK_CHECK_INTERVAL_S must be at least 1")
-    if s.worker_heartbeat_timeout_ms < 1000:
-        problems.append("WORKER_HEARTBEAT_TIMEOUT_MS must be at least 1000")
-    if s.stream_maxlen < 1000 or s.order_stream_ttl_s < 60:
-        problems.append("STREAM_MAXLEN must be at least 1000 and ORDER_STREAM_TTL_S at least 60")
-    if s.order_rate_per_min < 0 or s.order_rate_burst < 0:
-        problems.append("ORDER_RATE_PER_MIN and ORDER_RATE_BURST must not be negative")
-    if s.ws_max_connections_per_user < 0:
-        problems.append("WS_MAX_CONNECTIONS_PER_USER must not be negative")
-    if s.ws_ping_interval_s < 0 or s.ws_ping_timeout_s < 0:
-        problems.append("WS_PING_INTERVAL_S and WS_PING_TIMEOUT_S must not be negative")
-    from domain.tokens import TOKENS
-
-    unknown = [t for t in s.mock_launches if t not in TOKENS]
-    if unknown:
-        problems.append(f"MOCK_LAUNCHES names unknown tokens: {', '.join(unknown)}")
-    if s.log_format not in {"console", "json"}:
-        problems.append("LOG_FORMAT must be console or json")
-    if s.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        problems.append("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    if s.mock_explorer_tx_url and "{tx_hash}" not in s.mock_explorer_tx_url:
-        problems.append("MOCK_EXPLORER_TX_URL must contain {tx_hash} (or be empty for no link)")
-    if s.use_real_devnet:
-        problems.append("USE_REAL_DEVNET=true is not available yet: only the mock DEX is built")
+            values[f.name] = f.parse(raw)
+        except _Invalid as exc:
+            # A secret's value is never shown; a list of pairs names the pair instead.
+            named = var if f.secret or isinstance(f.info, mi.DictType) else f"{var}={_shown(raw)}"
+            problems.append(f"{named} is {'out of range' if exc.out_of_range else 'invalid'}: {exc.reason}")
+    settings = Settings(**values)  # type: ignore[arg-type]  # each value has its field's type
+    refused = {f.name for f in _FIELDS if f.name not in values and any(n in env for n in f.env)}
+    for fields, check in _RULES:
+        if refused.isdisjoint(fields) and (problem := check(settings)) is not None:
+            problems.append(problem)
     if problems:
-        raise SettingsError("; ".join(problems))
+        raise SettingsError(problems)
+    return settings

@@ -1,12 +1,18 @@
 """What clients receive: one message per order event, in the brief's shape.
 
-`{"orderId", "status", "timestamp", "details", "version", "type"}` where `status`
-is the lifecycle status the event records (`retrying` for a scheduled retry) and
-`details` carries the event's facts in camelCase.
+`{"orderId", "status", "timestamp", "details", "version", "type"}` (plus `position` on a
+user's stream) where `status` is the lifecycle status the event records (`retrying` for
+a scheduled retry) and `details` carries the event's facts in camelCase.
+
+The wire types are msgspec Structs with `rename="camel"`: one for the envelope and one
+for the details of each event type, so the encoder writes the keys (and Decimals as
+their exact strings) and no mapping is kept by hand. Their field order is the key order
+clients see; tests/unit/test_client_messages.py pins the texts byte for byte.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -31,88 +37,200 @@ from domain.events import (
 from domain.order import status_of
 
 
-def _num(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+class _Wire(msgspec.Struct, rename="camel", gc=False):
+    """Base of the wire types: camelCase keys; never in a reference cycle, so untracked by the GC."""
 
 
-def quote_details(q: Quote) -> dict[str, Any]:
-    return {
-        "dex": q.dex,
-        "price": _num(q.price),
-        "fee": _num(q.fee),
-        "liquidity": _num(q.liquidity),
-        "expectedOut": _num(q.expected_out),
-    }
+class QuoteDetails(_Wire):
+    dex: str
+    price: Decimal
+    fee: Decimal
+    liquidity: Decimal
+    expected_out: Decimal
+
+    @classmethod
+    def of(cls, q: Quote) -> QuoteDetails:
+        return cls(q.dex, q.price, q.fee, q.liquidity, q.expected_out)
+
+
+class PendingDetails(_Wire):
+    user_id: str
+    order_type: str
+    token_in: str
+    token_out: str
+    amount: Decimal
+    limit_price: Decimal | None
+    slippage_tolerance: Decimal
+    # isoformat() ("+00:00"), as clients have always received it, not msgspec's "Z".
+    expires_at: str | None
+
+
+class WaitingDetails(_Wire):
+    best_dex: str
+    best_price: Decimal
+    limit_price: Decimal
+
+
+class AwaitingLaunchDetails(_Wire):
+    token: str
+
+
+class CancelledDetails(_Wire):
+    reason: str
+    by: str
+
+
+class ExpiredDetails(_Wire):
+    expires_at: str
+
+
+class RoutingDetails(_Wire):
+    quotes: list[QuoteDetails]
+    chosen_dex: str
+    expected_out: Decimal
+    reason: str
+
+
+class BuildingDetails(_Wire):
+    dex: str
+    expected_out: Decimal
+    min_out: Decimal
+    actions: list[str]
+    quote: QuoteDetails | None
+
+
+class SubmittedDetails(_Wire):
+    dex: str
+    tx_hash: str
+    explorer_url: str | None
+
+
+class SwapRequestedDetails(_Wire):
+    dex: str
+
+
+class ConfirmedDetails(_Wire):
+    tx_hash: str
+    executed_price: Decimal
+    amount_out: Decimal
+
+
+class RetryDetails(_Wire):
+    step: str
+    attempt: int
+    error: str
+    retry_in_ms: int
+
+
+class FailedDetails(_Wire):
+    step: str
+    error: str
+    attempts: int
+
+
+Details = (
+    PendingDetails
+    | WaitingDetails
+    | AwaitingLaunchDetails
+    | CancelledDetails
+    | ExpiredDetails
+    | RoutingDetails
+    | BuildingDetails
+    | SubmittedDetails
+    | SwapRequestedDetails
+    | ConfirmedDetails
+    | RetryDetails
+    | FailedDetails
+)
+
+
+class ClientMessage(_Wire):
+    order_id: str
+    status: str
+    timestamp: str
+    details: Details
+    version: int
+    type: str
+    # Only on a user's stream, whose orders interleave: resume by position.
+    position: int | msgspec.UnsetType = msgspec.UNSET
+
+
+def _pending(e: OrderPending) -> PendingDetails:
+    expires_at = e.expires_at.isoformat() if e.expires_at else None
+    return PendingDetails(
+        e.user_id,
+        e.order_type,
+        e.token_in,
+        e.token_out,
+        e.amount,
+        e.limit_price,
+        e.slippage_tolerance,
+        expires_at,
+    )
+
+
+def _routing(e: OrderRouting) -> RoutingDetails:
+    return RoutingDetails([QuoteDetails.of(q) for q in e.quotes], e.chosen_dex, e.expected_out, e.reason)
+
+
+def _building(e: OrderBuilding) -> BuildingDetails:
+    quote = QuoteDetails.of(e.quote) if e.quote else None
+    return BuildingDetails(e.dex, e.expected_out, e.min_out, e.actions, quote)
+
+
+# Each event type's details, looked up by type (one dict lookup, not a chain of isinstance).
+_DETAILS: dict[type[Event], Callable[[Any], Details]] = {
+    OrderPending: _pending,
+    OrderWaiting: lambda e: WaitingDetails(e.best_dex, e.best_price, e.limit_price),
+    OrderAwaitingLaunch: lambda e: AwaitingLaunchDetails(e.token),
+    OrderCancelled: lambda e: CancelledDetails(e.reason, e.by),
+    OrderExpired: lambda e: ExpiredDetails(e.expires_at.isoformat()),
+    OrderRouting: _routing,
+    OrderBuilding: _building,
+    OrderSubmitted: lambda e: SubmittedDetails(e.dex, e.tx_hash, e.explorer_url),
+    SwapRequested: lambda e: SwapRequestedDetails(e.dex),
+    OrderConfirmed: lambda e: ConfirmedDetails(e.tx_hash, e.executed_price, e.amount_out),
+    RetryScheduled: lambda e: RetryDetails(e.step, e.attempt, e.error, e.delay_ms),
+    OrderFailed: lambda e: FailedDetails(e.step, e.error, e.attempts),
+}
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+def details_of(event: Event) -> Details:
+    """The event's facts as clients see them."""
+    return _DETAILS[type(event)](event)
 
 
 def event_details(event: Event) -> dict[str, Any]:
-    match event:
-        case OrderPending():
-            return {
-                "userId": event.user_id,
-                "orderType": event.order_type,
-                "tokenIn": event.token_in,
-                "tokenOut": event.token_out,
-                "amount": _num(event.amount),
-                "limitPrice": _num(event.limit_price),
-                "slippageTolerance": _num(event.slippage_tolerance),
-                "expiresAt": event.expires_at.isoformat() if event.expires_at else None,
-            }
-        case OrderWaiting():
-            return {
-                "bestDex": event.best_dex,
-                "bestPrice": _num(event.best_price),
-                "limitPrice": _num(event.limit_price),
-            }
-        case OrderAwaitingLaunch():
-            return {"token": event.token}
-        case OrderCancelled():
-            return {"reason": event.reason, "by": event.by}
-        case OrderExpired():
-            return {"expiresAt": event.expires_at.isoformat()}
-        case OrderRouting():
-            return {
-                "quotes": [quote_details(q) for q in event.quotes],
-                "chosenDex": event.chosen_dex,
-                "expectedOut": _num(event.expected_out),
-                "reason": event.reason,
-            }
-        case OrderBuilding():
-            return {
-                "dex": event.dex,
-                "expectedOut": _num(event.expected_out),
-                "minOut": _num(event.min_out),
-                "actions": event.actions,
-                "quote": quote_details(event.quote) if event.quote else None,
-            }
-        case OrderSubmitted():
-            return {"dex": event.dex, "txHash": event.tx_hash, "explorerUrl": event.explorer_url}
-        case SwapRequested():
-            return {"dex": event.dex}
-        case OrderConfirmed():
-            return {
-                "txHash": event.tx_hash,
-                "executedPrice": _num(event.executed_price),
-                "amountOut": _num(event.amount_out),
-            }
-        case RetryScheduled():
-            return {
-                "step": event.step,
-                "attempt": event.attempt,
-                "error": event.error,
-                "retryInMs": event.delay_ms,
-            }
-        case OrderFailed():
-            return {"step": event.step, "error": event.error, "attempts": event.attempts}
-    return msgspec.to_builtins(event)  # type: ignore[no-any-return]
+    """The details as plain data (camelCase keys, Decimals as strings): for the operator CLI."""
+    return msgspec.to_builtins(details_of(event))  # type: ignore[no-any-return]
 
 
-def client_message(order_id: str, version: int, event: Event, timestamp: str) -> dict[str, Any]:
-    return {
-        "orderId": order_id,
-        "status": status_of(event) or "retrying",
-        "timestamp": timestamp,
-        "details": event_details(event),
-        "version": version,
-        "type": type(event).__name__,
-    }
+def client_message(
+    order_id: str,
+    version: int,
+    event: Event,
+    timestamp: str,
+    position: int | msgspec.UnsetType = msgspec.UNSET,
+) -> ClientMessage:
+    return ClientMessage(
+        order_id,
+        status_of(event) or "retrying",
+        timestamp,
+        _DETAILS[type(event)](event),
+        version,
+        type(event).__name__,
+        position,
+    )
+
+
+def client_message_text(
+    order_id: str,
+    version: int,
+    event: Event,
+    timestamp: str,
+    position: int | msgspec.UnsetType = msgspec.UNSET,
+) -> str:
+    """The JSON text sent to every WebSocket that follows the order (or, with `position`, its user)."""
+    return _encoder.encode(client_message(order_id, version, event, timestamp, position)).decode()

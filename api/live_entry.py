@@ -9,26 +9,21 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import msgspec
-
 from adapters.redis_layout import decode_entry
-from api.client_messages import client_message
+from api.client_messages import client_message_text
 from domain.order import INTERNAL_EVENTS
 from domain.ports import RecordedEvent
 
 
 def order_message_text(recorded: RecordedEvent) -> str:
     at = recorded.recorded_at.isoformat()
-    return msgspec.json.encode(
-        client_message(recorded.stream_id, recorded.version, recorded.event, at)
-    ).decode()
+    return client_message_text(recorded.stream_id, recorded.version, recorded.event, at)
 
 
 def user_message_text(recorded: RecordedEvent) -> str:
     at = recorded.recorded_at.isoformat()
-    message = client_message(recorded.stream_id, recorded.version, recorded.event, at)
-    message["position"] = recorded.position  # a user's streams interleave: resume by position
-    return msgspec.json.encode(message).decode()
+    # A user's streams interleave: the message carries the position to resume from.
+    return client_message_text(recorded.stream_id, recorded.version, recorded.event, at, recorded.position)
 
 
 def is_internal(recorded: RecordedEvent) -> bool:

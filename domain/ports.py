@@ -134,6 +134,10 @@ class RedriveClaims(Protocol):
 
     async def claim(self, order_id: str, version: int) -> bool: ...
 
+    async def release(self, order_id: str, version: int) -> None:
+        """Give a claim back (its re-drive could not be sent)."""
+        ...
+
 
 class Launches(Protocol):
     """Token launches of the (mock) market: what sniper orders wait for."""

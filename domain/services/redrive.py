@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from domain.errors import QueueUnavailable
 from domain.events import Step
 from domain.ports import OrderFinder, RedriveClaims, StepQueue
 
@@ -53,6 +54,10 @@ class StuckOrders:
             log.warning(
                 "re-driving a stuck order", extra={"orderId": order_id, "status": status, "step": step}
             )
-            await self.queue.send(step, order_id, priority=order_type == "sniper")
+            try:
+                await self.queue.send(step, order_id, priority=order_type == "sniper")
+            except QueueUnavailable:
+                await self.claims.release(order_id, version)  # the next check tries again
+                raise
             redriven += 1
         return redriven

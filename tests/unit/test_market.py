@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from adapters.market import STABLECOINS, random_walk_step
+from adapters.market import MAX_DEVIATION, STABLECOINS, random_walk_step
 from domain.tokens import TOKENS
 
 
@@ -38,3 +38,21 @@ def test_prices_move_but_revert_toward_their_reference() -> None:
 def test_zero_volatility_freezes_the_market() -> None:
     start = {"SOL": Decimal("170")}
     assert random_walk_step(start, random.Random(0), 0.0, 0.5)["SOL"] == Decimal("170")
+
+
+def test_the_most_volatile_walk_without_reversion_stays_within_its_band() -> None:
+    # MARKET_VOLATILITY just below 1 and MARKET_REVERSION=0, the extremes the settings allow:
+    # unbounded, the walk reached unquantizable or zero prices within 2,000 ticks.
+    rng, prices = random.Random(7), {}
+    for _ in range(5000):
+        prices = random_walk_step(prices, rng, 0.99, 0.0)
+        for symbol, price in prices.items():
+            ratio = price / TOKENS[symbol].reference_usd
+            assert 1 / Decimal(MAX_DEVIATION) * Decimal("0.999") <= ratio <= MAX_DEVIATION * Decimal("1.001")
+
+
+def test_a_price_set_beyond_the_band_only_moves_back() -> None:
+    far = TOKENS["SOL"].reference_usd * 5000
+    rng = random.Random(1)
+    for _ in range(50):
+        assert random_walk_step({"SOL": far}, rng, 0.5, 0.0)["SOL"] <= far
