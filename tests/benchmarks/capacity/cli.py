@@ -27,7 +27,16 @@ from tests.e2e.engine import REPO
 SCENARIOS = ("capacity", "single", "idle", "defaults")
 MAX_RUNS, MAX_ORDERS, MAX_SINGLE = 10, 10_000, 2_000
 IDLE_S, QUICK_IDLE_S = 30.0, 5.0
-CPU_SHOWN = ("api", "worker", "scheduler", "postgres (all backends)", "redis-server", "benchmark client")
+CPU_SHOWN = (
+    "api",
+    "worker",
+    "scheduler",
+    "postgres (all backends)",
+    "redis-server",
+    "benchmark client",
+    "rest of the machine",
+)
+SHOWN_PER_RUN = 3  # non-200 bodies and failures printed under a run's line
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,9 @@ def line(r: RunRecord) -> str:
     text += f"; {r.audit.text()}"
     if r.engine_log and r.engine_log.errors:
         text += f"; engine log: {r.engine_log.errors} errors (kept at {r.engine_log.kept_at})"
-    return head + text
+    details = [f"{n}× {body}" for body, n in sorted(r.non_200.items(), key=lambda x: -x[1])[:SHOWN_PER_RUN]]
+    details += r.failures[:SHOWN_PER_RUN]
+    return head + text + "".join(f"\n    {d}" for d in details)
 
 
 def medians_text(s: Summaries) -> list[str]:

@@ -154,6 +154,7 @@ class CpuMeter:
     def __init__(self, root_pid: int, database_url: str) -> None:
         self.root_pid = root_pid
         self.conn = psycopg.connect(database_url, autocommit=True, connect_timeout=10)
+        self.conn.execute("SET statement_timeout = 10000")  # a sample never waits long
         self.redis = redis_pids()
         self.first: dict[int, tuple[str, float]] = {}
         self.last: dict[int, tuple[str, float]] = {}

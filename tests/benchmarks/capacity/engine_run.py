@@ -166,7 +166,7 @@ def engine_session(opts: FloodOptions, extra_env: Mapping[str, str]) -> Iterator
             yield session
         finally:
             engine.stop()
-            summary = summarise_engine_log(engine.log_path, top=4)
+            summary = summarise_engine_log(engine.log_path, top=8)
             kept = str(engine.log_path) if summary.errors else None
             if not kept:
                 engine.log_path.unlink(missing_ok=True)

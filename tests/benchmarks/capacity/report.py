@@ -78,8 +78,10 @@ def capacity_section(s: Summaries, settings: str) -> list[str]:
     out += [table(header, rows), ""]
     out += [
         "orders/s = confirmed orders in the `events` table / (last terminal event's `recorded_at` − first "
-        "POST sent). POST→confirmed: to `OrderConfirmed`'s `recorded_at` without subscribers, to the "
-        "`confirmed` message's receipt with them.",
+        "POST sent). POST latency is over every answer, 200 or not. POST→confirmed: to `OrderConfirmed`'s "
+        "`recorded_at` without subscribers, to the `confirmed` message's receipt with them. Sockets "
+        "complete: the (version, type) list a socket received equals its order's events in the log "
+        "without the internal `SwapRequested`.",
         "",
         "**Where the CPU goes**, ms of CPU per confirmed order over the burst (utime + stime from /proc; "
         "Postgres backends by the engine process on the other end of their socket; redis-server is shared "
@@ -93,7 +95,11 @@ def capacity_section(s: Summaries, settings: str) -> list[str]:
     ]
     cpu_rows.append(["machine busy, cores", *(cell(cap[n], "machine busy cores", "{:.2f}") for n in names)])
     out += [table(["process", *names], cpu_rows), ""]
-    out += ["**Latency breakdown per order** from the log, median / p99 ms:", ""]
+    out += [
+        "**Latency breakdown per order** from the log, median / p99 ms (Confirmed → client includes "
+        "opening the socket when the order ended before its socket was open):",
+        "",
+    ]
     gap_rows = [
         [gap, *(f"{cell(cap[n], f'gap p50 ms/{gap}')} / {cell(cap[n], f'gap p99 ms/{gap}')}" for n in names)]
         for gap in (*GAP_NAMES, CONFIRMED_TO_CLIENT)
@@ -167,7 +173,7 @@ def defaults_section(s: Summaries) -> list[str]:
     f = s.get("defaults", {}).get("200 orders, defaults")
     if not f:
         return []
-    names = ("starts max in 60 s", "starts per min (mean)", "in flight max", "confirmed", "failed", "wall s")
+    names = ("starts max in 60 s", "starts in first minute", "in flight max", "confirmed", "failed", "wall s")
     rows = [[n, cell(f, n, "{:.0f}" if n != "wall s" else "{:.1f}")] for n in names]
     rows += [[n, cell(f, n, "{:.2f}")] for n in ("POST→confirmed s p50", "POST→confirmed s p99")]
     return [
@@ -181,41 +187,44 @@ def defaults_section(s: Summaries) -> list[str]:
     ]
 
 
+def _item(title: str, entries: Sequence[str]) -> list[str]:
+    """A bullet: `none.` or the first LISTED entries nested under it."""
+    if not entries:
+        return [f"- **{title}**: none."]
+    more = (
+        [f"  - … and {len(entries) - LISTED} more (docs/performance.json)"] if len(entries) > LISTED else []
+    )
+    return [f"- **{title}**:", *(f"  - {e}" for e in entries[:LISTED]), *more]
+
+
 def problems_section(records: Sequence[RunRecord], crashed: Sequence[str]) -> list[str]:
     non_200: Counter[str] = Counter()
-    for r in records:
-        non_200.update(r.non_200)
-    out = ["### Problems seen", ""]
-    if crashed:
-        out.append(f"Runs that broke off with an exception (left out of every figure): {len(crashed)}")
-        out += [f"- {c}" for c in crashed]
-    out.append(
-        "Answers other than 200: "
-        + ("none." if not non_200 else "; ".join(f"{n}× `{e}`" for e, n in non_200.most_common(LISTED)))
-    )
-    failures = [f"{r.scenario} {r.variant} run {r.run}: {f}" for r in records for f in r.failures]
-    out.append(f"Incomplete sockets, failed or unfinished orders: {'none.' if not failures else ''}")
-    out += [f"- {f}" for f in failures[:LISTED]]
-    if len(failures) > LISTED:
-        out.append(f"- … and {len(failures) - LISTED} more (docs/performance.json)")
-    audits = [f"{r.scenario} {r.variant} run {r.run}: {r.audit.text()}" for r in records if not r.audit.clean]
-    out.append(f"Audits not clean: {'none.' if not audits else ''}")
-    out += [f"- {a}" for a in audits]
     messages: Counter[str] = Counter()
     for r in records:
+        non_200.update(r.non_200)
         messages.update(r.engine_log.messages if r.engine_log else {})
-    out.append(
-        "Engine log messages (LOG_LEVEL=WARNING), over all runs: "
-        + ("none." if not messages else "; ".join(f"{n}× `{m}`" for m, n in messages.most_common(LISTED)))
+    where = [f"{r.scenario} [{r.variant}] run {r.run}" for r in records]
+    out = ["### Problems seen", ""]
+    out += _item("Runs that broke off with an exception (left out of every figure)", crashed)
+    out += _item("Answers other than 200", [f"{n}× `{e}`" for e, n in non_200.most_common()])
+    out += _item(
+        "Incomplete sockets, failed or unfinished orders",
+        [f"{w}: {f}" for w, r in zip(where, records, strict=True) for f in r.failures],
+    )
+    out += _item(
+        "Audits not clean",
+        [f"{w}: {r.audit.text()}" for w, r in zip(where, records, strict=True) if not r.audit.clean],
+    )
+    out += _item(
+        "Engine log messages at WARNING and above, over all runs",
+        [f"{n}× `{m}`" for m, n in messages.most_common()],
     )
     kept = [
-        f"{r.scenario} {r.variant} run {r.run}: {r.engine_log.kept_at}"
-        for r in records
+        f"{w}: `{Path(r.engine_log.kept_at).name}`"
+        for w, r in zip(where, records, strict=True)
         if r.engine_log and r.engine_log.kept_at
     ]
-    if kept:
-        out.append("Engine logs with errors, kept:")
-        out += [f"- {k}" for k in kept]
+    out += _item("Engine logs with errors, kept under `.data/` (not committed)", kept)
     return [*out, ""]
 
 
