@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.benchmarks.capacity.engine_run import Audit, EngineLogSummary
@@ -89,3 +91,25 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+def load_records(path: Path) -> list[RunRecord]:
+    """The runs of a docs/performance.json written earlier (to compare or re-plot); a
+    figure written as null (NaN) comes back as NaN."""
+    records = []
+    for run in json.loads(path.read_text())["runs"]:
+        log = run.get("engine_log")
+        records.append(
+            RunRecord(
+                scenario=run["scenario"],
+                variant=run["variant"],
+                run=int(run["run"]),
+                figures={k: math.nan if v is None else float(v) for k, v in run["figures"].items()},
+                audit=Audit(**run["audit"]),
+                engine_log=EngineLogSummary(**log) if log else None,
+                non_200=run.get("non_200", {}),
+                failures=run.get("failures", []),
+                samples=run.get("samples", {}),
+            )
+        )
+    return records
