@@ -25,6 +25,7 @@ from adapters.postgres_event_store import PostgresEventStore
 from adapters.redis_claims import RedisRedriveClaims
 from adapters.redis_layout import RedisLayout
 from adapters.redis_limiter import ExecutionLimiter
+from adapters.redis_pipelining import AutoPipelinedRedis
 from adapters.redis_rate_limit import RateLimiter
 from adapters.settings import Settings
 from adapters.step_queue import DramatiqStepQueue
@@ -35,6 +36,8 @@ from domain.services.placing import Placement
 from domain.services.redrive import StuckOrders
 from domain.services.waiting import WaitingOrders
 from projections.order_views import PostgresOrderFinder
+
+MAX_REDIS_CONNECTIONS = 1000
 
 
 def require_urls(settings: Settings) -> tuple[str, str]:
@@ -97,21 +100,27 @@ class Engine:
         await self.close()
 
 
-def _redis_client(settings: Settings) -> aioredis.Redis:
-    # Without a URL (an app built only for its OpenAPI document) the client is never used:
-    # `Engine.open` refuses to start without both URLs.
+def _redis_client(settings: Settings, *, pipelined: bool = False) -> aioredis.Redis:
+    """A client for commands (`pipelined`: batched by turn of the loop) or for blocking reads.
+
+    Without a URL (an app built only for its OpenAPI document) the client is never used:
+    `Engine.open` refuses to start without both URLs."""
+    cls = AutoPipelinedRedis if pipelined else aioredis.Redis
+    # More connections than the default 100: a pipeline takes one, but a burst of requests
+    # that miss each other's turn of the loop each take one, and saturation must never
+    # look like Redis being down (redis-py answers "Too many connections" past the cap).
     if settings.redis_url is None:
-        return aioredis.Redis(decode_responses=True)
-    return aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        return cls(decode_responses=True, max_connections=MAX_REDIS_CONNECTIONS)
+    return cls.from_url(settings.redis_url, decode_responses=True, max_connections=MAX_REDIS_CONNECTIONS)
 
 
 def bootstrap(settings: Settings, *, pool_min: int = 1, pool_max: int = 10) -> Engine:
     """Wire the engine from `settings`; connects to nothing (`Engine.open` does)."""
     database = Database(settings.database_url or "", min_size=pool_min, max_size=pool_max)
-    redis = _redis_client(settings)
+    redis = _redis_client(settings, pipelined=True)
     layout = RedisLayout(settings.redis_prefix)
     store = PostgresEventStore(database.pool.connection)
-    queue = DramatiqStepQueue(redis, layout, heartbeat_timeout_ms=settings.worker_heartbeat_timeout_ms)
+    queue = DramatiqStepQueue(redis, layout)
     slots = ExecutionLimiter(
         redis, layout, max_in_flight=settings.queue_max_concurrent, per_minute=settings.order_processor_rate
     )

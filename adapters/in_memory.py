@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from domain.events import Step
+from domain.order import OrderState
 
 
 class SentStep(msgspec.Struct, frozen=True, kw_only=True):
@@ -17,6 +18,7 @@ class SentStep(msgspec.Struct, frozen=True, kw_only=True):
     order_id: str
     priority: bool = False
     delay_ms: int | None = None
+    state: OrderState | None = None
 
 
 class RecordingStepQueue:
@@ -27,11 +29,19 @@ class RecordingStepQueue:
         self.fail: Exception | None = None
 
     async def send(
-        self, step: Step, order_id: str, *, priority: bool = False, delay_ms: int | None = None
+        self,
+        step: Step,
+        order_id: str,
+        *,
+        priority: bool = False,
+        delay_ms: int | None = None,
+        state: OrderState | None = None,
     ) -> None:
         if self.fail is not None:
             raise self.fail
-        self.sent.append(SentStep(step=step, order_id=order_id, priority=priority, delay_ms=delay_ms))
+        self.sent.append(
+            SentStep(step=step, order_id=order_id, priority=priority, delay_ms=delay_ms, state=state)
+        )
 
 
 class InMemorySlots:

@@ -31,10 +31,7 @@ log = logging.getLogger("orderengine.event_store")
 
 ConnectionSource = Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
-_APPEND = (
-    "SELECT stream_id, version, position, recorded_at"
-    " FROM append_events(%s::text[], %s::integer[], %s::text[], %s::text[], %s::text[])"
-)
+_APPEND = "SELECT stream_id, version, position, recorded_at FROM append_events(%s::jsonb)"
 
 EVENT_COLUMNS = "position, stream_id, version, type, data::text, metadata::text, recorded_at"
 
@@ -53,6 +50,17 @@ def row_to_recorded(row: tuple[Any, ...]) -> RecordedEvent:
         metadata=_metadata_decoder.decode(metadata),
         recorded_at=recorded_at,
     )
+
+
+class _Row(msgspec.Struct, gc=False):
+    """One event of an append as `append_events()` reads it: data and metadata are embedded
+    as the JSON they are already encoded to."""
+
+    s: str  # stream
+    x: int  # the version the stream must be at
+    t: str  # type
+    d: msgspec.Raw  # data
+    m: msgspec.Raw  # metadata
 
 
 class _Append:
@@ -128,24 +136,24 @@ class PostgresEventStore:
         return batch
 
     async def _send(self, batch: list[_Append]) -> None:
-        streams: list[str] = []
-        expected: list[int] = []
-        types: list[str] = []
-        datas: list[str] = []
-        metas: list[str] = []
+        rows: list[_Row] = []
         for request in batch:
-            meta = _encoder.encode(request.metadata).decode()
+            meta = msgspec.Raw(_encoder.encode(request.metadata))
             for event in request.events:
-                streams.append(request.stream_id)
-                expected.append(request.expected)
-                types.append(event_type(event))
-                datas.append(encode_event(event).decode())
-                metas.append(meta)
+                rows.append(
+                    _Row(
+                        request.stream_id,
+                        request.expected,
+                        event_type(event),
+                        msgspec.Raw(encode_event(event)),
+                        meta,
+                    )
+                )
         async with self._connection() as conn:
-            cur = await conn.execute(_APPEND, (streams, expected, types, datas, metas))
-            rows = await cur.fetchall()
+            cur = await conn.execute(_APPEND, (_encoder.encode(rows).decode(),))
+            rows_back = await cur.fetchall()
         stored: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
+        for row in rows_back:
             stored.setdefault(row[0], []).append(row)
         for request in batch:
             mine = stored.get(request.stream_id, [])

@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from domain.events import Event, OrderType, Quote, Step
+from domain.order import OrderState
 
 
 class EventMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -86,9 +87,18 @@ class StepQueue(Protocol):
     """Where the next execution step of an order is handed over (the Dramatiq actors)."""
 
     async def send(
-        self, step: Step, order_id: str, *, priority: bool = False, delay_ms: int | None = None
+        self,
+        step: Step,
+        order_id: str,
+        *,
+        priority: bool = False,
+        delay_ms: int | None = None,
+        state: OrderState | None = None,
     ) -> None:
-        """Queue `step` for the order, after `delay_ms`; `priority` takes the sniper lane."""
+        """Queue `step` for the order, after `delay_ms`; `priority` takes the sniper lane.
+
+        `state` is the order as the sender just recorded it: the step may decide on it
+        without reading the stream (a stale one only loses the append race)."""
         ...
 
 

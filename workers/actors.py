@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
+import msgspec
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import CurrentMessage
 
@@ -25,13 +26,16 @@ from adapters.redis_layout import PRIORITY_QUEUE, QUEUE
 from adapters.step_queue import actor_name
 from domain.errors import DomainError
 from domain.events import Step
+from domain.order import OrderState
 from domain.services.execution import Outcome
 
 log = logging.getLogger("orderengine.actors")
 
 STEPS: tuple[Step, ...] = ("route", "build", "submit", "confirm")
 
-RunStep = Callable[[Step, str, int, str], Awaitable[Outcome]]
+RunStep = Callable[[Step, str, int, str, OrderState | None], Awaitable[Outcome]]
+
+_state_decoder = msgspec.json.Decoder(OrderState)
 
 
 def outcome_label(outcome: Outcome) -> str:
@@ -60,8 +64,10 @@ def declare_actors(broker: dramatiq.Broker, run_step: RunStep) -> dict[str, dram
     return actors
 
 
-def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[[str], None]:
-    def execute(order_id: str) -> None:
+def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[..., None]:
+    def execute(order_id: str, state: str | None = None) -> None:
+        # The order as the sender recorded it; unreadable, it is read from the log instead.
+        known = _known_state(state)
         message = CurrentMessage.get_current_message()
         attempt = (message.options.get("retries", 0) if message else 0) + 1
         message_id = message.message_id if message else ""
@@ -70,7 +76,7 @@ def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[[str], None]
             raise RuntimeError("the AsyncIO middleware is not running")
         started = time.perf_counter()
         try:
-            outcome = loop.run_coroutine(run_step(step, order_id, attempt, message_id))
+            outcome = loop.run_coroutine(run_step(step, order_id, attempt, message_id, known))
         except DomainError as exc:  # a decision, not a fault: never retried
             metrics.observe_step(step, "refused", time.perf_counter() - started)
             log.info("step %s skipped: %s", step, exc, extra={"orderId": order_id, "step": step})
@@ -84,3 +90,13 @@ def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[[str], None]
 
     execute.__name__ = name
     return execute
+
+
+def _known_state(raw: str | None) -> OrderState | None:
+    if raw is None:
+        return None
+    try:
+        return _state_decoder.decode(raw)
+    except msgspec.DecodeError:  # a message from another version of the engine
+        log.warning("a step message carried a state this code cannot read; reading the log")
+        return None

@@ -25,6 +25,7 @@ from adapters.bootstrap import Engine, bootstrap, require_urls
 from adapters.dramatiq_broker import make_broker
 from adapters.settings import Settings
 from domain.events import Step
+from domain.order import OrderState
 from domain.services.execution import Outcome
 from workers.actors import declare_actors
 
@@ -42,8 +43,10 @@ class EngineRuntime(Middleware):  # type: ignore[misc]
         self.engine: Engine = bootstrap(settings, pool_min=2, pool_max=max(4, settings.worker_threads))
         self._heartbeat: asyncio.Task[None] | None = None
 
-    async def run_step(self, step: Step, order_id: str, attempt: int, message_id: str) -> Outcome:
-        return await self.engine.execution.run(step, order_id, attempt, message_id)
+    async def run_step(
+        self, step: Step, order_id: str, attempt: int, message_id: str, known: OrderState | None
+    ) -> Outcome:
+        return await self.engine.execution.run(step, order_id, attempt, message_id, known)
 
     # Placed after AsyncIO: hooks run in order before, in reverse after, so the loop is
     # running when the engine opens and still running when it closes.

@@ -104,13 +104,27 @@ class OrderExecution:
             "confirm": self._confirm,
         }
 
-    async def run(self, step: Step, order_id: str, attempt: int, message_id: str = "") -> Outcome:
+    async def run(
+        self,
+        step: Step,
+        order_id: str,
+        attempt: int,
+        message_id: str = "",
+        known: OrderState | None = None,
+    ) -> Outcome:
         """Run one step; `message_id` (stable across redeliveries) makes its command ids unique.
 
-        A DomainError (the order moved on meanwhile: cancelled, expired, or a concurrent
-        copy of this step won) is re-raised after the order's slot is given back if it ended.
+        `known` is the order as the previous step recorded it (carried by the message): the
+        step then reads nothing unless its append finds the stream moved on. A DomainError
+        (the order moved on meanwhile: cancelled, expired, or a concurrent copy of this step
+        won) is re-raised after the order's slot is given back if it ended.
         """
-        run = _Run(step, order_id, attempt, message_id, await load(self.store, order_id))
+        history = (
+            OrderHistory(state=known, events=None)
+            if known is not None and known.order_id == order_id
+            else await load(self.store, order_id)
+        )
+        run = _Run(step, order_id, attempt, message_id, history)
         try:
             try:
                 outcome = await self._steps[step](run)
@@ -121,10 +135,13 @@ class OrderExecution:
         except DomainError:
             await self._skip((await load(self.store, order_id)).state)
             raise
+        state = run.state
         if outcome.next_step is not None:
-            await self.queue.send(outcome.next_step, order_id, priority=run.state.is_priority)
+            await self.queue.send(outcome.next_step, order_id, priority=state.is_priority, state=state)
         elif outcome.defer_ms is not None:
-            await self.queue.send(step, order_id, priority=run.state.is_priority, delay_ms=outcome.defer_ms)
+            await self.queue.send(
+                step, order_id, priority=state.is_priority, delay_ms=outcome.defer_ms, state=state
+            )
         return outcome
 
     # -- recording ------------------------------------------------------------------
@@ -140,7 +157,7 @@ class OrderExecution:
             history=run.history,
         )
         if handled.appended and handled.recorded[0].version == run.state.version + 1:
-            run.history = OrderHistory(state=handled.state, events=[*run.history.events, *handled.recorded])
+            run.history = run.history.after(handled)
         elif handled.state.version != run.state.version:
             # Decided on a fresher read than ours (after a conflict): the rest of the run needs it.
             run.history = await load(self.store, run.order_id)

@@ -23,21 +23,29 @@ MAX_CONFLICT_RETRIES = 5
 
 
 class OrderHistory(msgspec.Struct, frozen=True, kw_only=True):
-    """An order's recorded events and the state they fold to."""
+    """An order's recorded events and the state they fold to.
+
+    `events` is None when only the state is known (handed over with a step's message):
+    deciding on it is safe, because the append at its version fails if the stream has
+    moved on (a command already applied included), and the command is then decided
+    again on a fresh read."""
 
     state: OrderState
-    events: Sequence[RecordedEvent]
+    events: Sequence[RecordedEvent] | None
 
     @property
     def exists(self) -> bool:
-        return bool(self.events)
+        return self.state.version > 0
 
     def caused_by(self, command_id: str) -> list[RecordedEvent]:
         """The events a command already stored (a redelivered message, a client retry)."""
-        return [r for r in self.events if r.metadata.causation_id == command_id]
+        return [r for r in self.events or () if r.metadata.causation_id == command_id]
 
-
-NO_HISTORY = OrderHistory(state=OrderState(), events=())
+    def after(self, handled: Handled) -> OrderHistory:
+        """The history once `handled` (decided on this one) is recorded."""
+        if self.events is None:
+            return OrderHistory(state=handled.state, events=None)
+        return OrderHistory(state=handled.state, events=[*self.events, *handled.recorded])
 
 
 class Handled(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +54,9 @@ class Handled(msgspec.Struct, frozen=True, kw_only=True):
     state: OrderState
     recorded: list[RecordedEvent]
     appended: bool
+
+
+NO_HISTORY = OrderHistory(state=OrderState(), events=())
 
 
 async def load(store: EventStore, order_id: str) -> OrderHistory:

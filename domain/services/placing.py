@@ -104,7 +104,9 @@ class Placement:
         queued = True
         if handled.appended:
             try:
-                await self.queue.send("route", order_id, priority=request.order_type == "sniper")
+                await self.queue.send(
+                    "route", order_id, priority=request.order_type == "sniper", state=handled.state
+                )
             except QueueUnavailable:
                 # The order is in the log, so it is accepted: answering 503 would invite a retry
                 # that finds it already there. The re-driver sends its first step once the queue

@@ -53,14 +53,14 @@ def test_cancel_of_an_unknown_order_is_404(engine: Engine) -> None:
 def test_cancel_racing_execution_never_lets_both_win(
     start_engine: Callable[..., Engine], database_url: str
 ) -> None:
-    # Swaps of 200–300 ms, cancels sent 0–350 ms after the order: some land before the
-    # swap is requested, some after.
-    engine = start_engine(MOCK_LATENCY_SCALE="0.1")
+    # The swap is requested once routing's quotes (100–200 ms) are in; cancels sent 0–300 ms
+    # after the order land on both sides of that.
+    engine = start_engine(MOCK_LATENCY_SCALE="0.5")
     rng = random.Random(7)
     outcomes: dict[str, int] = {}
-    for i in range(10):
+    for i in range(12):
         order_id = engine.submit(userId=f"race-{i}")
-        _pause.wait(rng.uniform(0, 0.35))
+        _pause.wait(rng.uniform(0, 0.3))
         outcomes[order_id] = cancel(engine, order_id).status_code
     for order_id, code in outcomes.items():
         final = engine.wait_for_status(order_id, {"cancelled", "confirmed", "failed"})["status"]

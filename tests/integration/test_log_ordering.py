@@ -34,6 +34,7 @@ The load run takes about a second each way; the module about 2–3 s.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -272,12 +273,16 @@ async def test_an_append_waits_for_an_open_append_so_the_tail_sees_both(
         results[fast] = recorded[0].position
 
     event = pending_event(slow)
-    slow_append = (
-        [slow],
-        [0],
-        [event_type(event)],
-        [encode_event(event).decode()],
-        [msgspec.json.encode(meta(slow)).decode()],
+    slow_append = json.dumps(
+        [
+            {
+                "s": slow,
+                "x": 0,
+                "t": event_type(event),
+                "d": json.loads(encode_event(event)),
+                "m": json.loads(msgspec.json.encode(meta(slow))),
+            }
+        ]
     )
     async with await AsyncConnection.connect(database_url, autocommit=True) as reader:
         start = await head(reader)
@@ -286,7 +291,7 @@ async def test_an_append_waits_for_an_open_append_so_the_tail_sees_both(
                 async with slow_conn.transaction():
                     # `slow` holds the lock, its row inserted, not committed.
                     cur = await slow_conn.execute(
-                        "SELECT position FROM append_events(%s, %s::integer[], %s, %s, %s)", slow_append
+                        "SELECT position FROM append_events(%s::jsonb)", (slow_append,)
                     )
                     row = await cur.fetchone()
                     assert row is not None

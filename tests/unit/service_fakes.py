@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import msgspec
 
-from adapters.in_memory import InMemorySlots, RecordingStepQueue
+from adapters.in_memory import InMemorySlots, RecordingStepQueue, SentStep
 from adapters.memory_event_store import InMemoryEventStore
 from domain.commands import (
     BuildTransaction,
@@ -116,6 +116,11 @@ class FakeDex:
             raise self.confirm_error
         out = (expected_out(quote, amount) * self.fill).quantize(Decimal("1e-12"))
         return SwapReceipt(tx_hash=tx_hash, executed_price=out / amount, amount_out=out)
+
+
+def without_state(sent: list[SentStep]) -> list[SentStep]:
+    """What was queued, leaving out the state each message carried (checked on its own)."""
+    return [msgspec.structs.replace(s, state=None) for s in sent]
 
 
 class Rig:

@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 
 from adapters.in_memory import SentStep
+from domain.commands import CancelOrder
 from domain.errors import DomainError
 from domain.events import OrderConfirmed, OrderFailed, OrderRouting, Step, SwapRequested
+from domain.ports import RecordedEvent
 from domain.routing import minimum_out
 from domain.services.execution import DONE, Outcome
-from tests.unit.service_fakes import Rig
+from tests.unit.service_fakes import Rig, record, without_state
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +58,8 @@ async def test_each_step_hands_on_the_next_one(step: Step) -> None:
 
     follows = NEXT[step]
     assert outcome == Outcome(next_step=follows)
-    assert rig.queue.sent == ([] if follows is None else [SentStep(step=follows, order_id=oid)])
+    expected = [] if follows is None else [SentStep(step=follows, order_id=oid)]
+    assert without_state(rig.queue.sent) == expected
 
 
 async def test_a_sniper_orders_next_steps_take_the_priority_lane() -> None:
@@ -170,4 +173,77 @@ async def test_two_concurrent_routes_of_one_order_record_one_routing_and_keep_it
     assert sum(isinstance(r, DomainError) for r in results) == 1
     assert [type(e) for e in (await rig.events(oid))[1:]] == [OrderRouting]
     assert rig.slots.holders == {oid}
-    assert rig.queue.sent == [SentStep(step="build", order_id=oid)]
+    assert without_state(rig.queue.sent) == [SentStep(step="build", order_id=oid)]
+
+
+# --- the state handed over with the next step --------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["route", "build", "submit"])
+async def test_each_step_hands_over_the_state_it_recorded(step: Step) -> None:
+    rig = Rig()
+    oid = await rig.place()
+    if step != "route":
+        await run_through(rig, oid, STEPS[STEPS.index(step) - 1])
+    rig.queue.sent.clear()
+
+    await rig.execution.run(step, oid, 1, f"{step}-1")
+
+    assert [s.state for s in rig.queue.sent] == [await rig.state(oid)]
+
+
+async def test_a_step_given_the_state_reads_nothing_and_appends_once() -> None:
+    rig = Rig()
+    oid = await rig.place()
+    await rig.execution.run("route", oid, 1, "route-1")
+    handed = rig.queue.sent[-1].state
+    assert handed is not None
+    reads = CountingReads(rig)
+
+    await rig.execution.run("build", oid, 1, "build-1", handed)
+
+    assert reads.count == 0
+    assert (await rig.state(oid)).status == "building"
+
+
+async def test_a_step_given_a_stale_state_decides_again_on_a_fresh_read() -> None:
+    rig = Rig()
+    oid = await rig.place()
+    stale = await rig.state(oid)  # pending, version 1
+    await rig.execution.run("route", oid, 1, "route-1")  # the order moved on meanwhile
+    events = len(await rig.events(oid))
+
+    # Its append loses to the route recorded meanwhile; decided again on a fresh read, the
+    # command is refused like any duplicate of a step that already ran.
+    with pytest.raises(DomainError):
+        await rig.execution.run("route", oid, 1, "route-2", stale)
+
+    assert len(await rig.events(oid)) == events
+    assert oid in rig.slots.holders  # the slot stays with the routed order
+
+
+async def test_a_stale_state_of_a_cancelled_order_gives_the_slot_back() -> None:
+    rig = Rig()
+    oid = await rig.place()
+    stale = await rig.state(oid)
+    await record(rig.store, oid, CancelOrder(command_id="c"))
+
+    with pytest.raises(DomainError):
+        await rig.execution.run("route", oid, 1, "route-1", stale)
+
+    assert (await rig.state(oid)).status == "cancelled"
+    assert oid not in rig.slots.holders
+
+
+class CountingReads:
+    """Counts the stream reads of a rig's store from now on."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.count = 0
+        inner = rig.store.read_stream
+
+        async def counted(stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+            self.count += 1
+            return await inner(stream_id, after_version)
+
+        rig.store.read_stream = counted  # type: ignore[method-assign]

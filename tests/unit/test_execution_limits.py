@@ -10,7 +10,7 @@ import pytest
 from adapters.in_memory import SentStep
 from domain.events import OrderRouting, OrderWaiting
 from domain.services.execution import DONE, Outcome
-from tests.unit.service_fakes import Rig
+from tests.unit.service_fakes import Rig, without_state
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def test_a_full_limiter_defers_the_route_and_requeues_it_with_a_delay() ->
 
     assert outcome.defer_ms is not None and 200 <= outcome.defer_ms <= 500
     assert (outcome.next_step, outcome.retry_in_ms) == (None, None)
-    assert rig.queue.sent == [SentStep(step="route", order_id=oid, delay_ms=outcome.defer_ms)]
+    assert without_state(rig.queue.sent) == [SentStep(step="route", order_id=oid, delay_ms=outcome.defer_ms)]
     assert [r.type for r in await rig.store.read_stream(oid)] == ["OrderPending"]
     assert rig.raydium.quoted == 0  # no quote is spent on an order that cannot start
     assert rig.slots.holders == {"someone-else"}
@@ -50,7 +50,7 @@ async def test_a_rate_limited_start_defers_by_the_limiters_wait() -> None:
     outcome = await rig.execution.run("route", oid, 1, "route-1")
 
     assert outcome == Outcome(defer_ms=60_000)
-    assert rig.queue.sent == [SentStep(step="route", order_id=oid, delay_ms=60_000)]
+    assert without_state(rig.queue.sent) == [SentStep(step="route", order_id=oid, delay_ms=60_000)]
     assert [r.type for r in await rig.store.read_stream(oid)] == ["OrderPending"]
     assert rig.slots.holders == set()
 
@@ -67,7 +67,7 @@ async def test_a_limit_order_below_its_price_waits_without_a_slot() -> None:
     assert (waiting.best_dex, waiting.limit_price) == ("raydium", LIMIT)
     assert Decimal(149) < waiting.best_price < Decimal(150)
     assert rig.slots.holders == set()
-    assert rig.queue.sent == []
+    assert without_state(rig.queue.sent) == []
 
 
 async def test_a_limit_order_does_not_spend_a_start_while_it_waits() -> None:
@@ -118,7 +118,7 @@ async def test_a_limit_order_that_becomes_marketable_routes_and_takes_a_slot() -
     assert outcome == Outcome(next_step="build")
     assert isinstance((await rig.events(oid))[-1], OrderRouting)
     assert rig.slots.holders == {oid}
-    assert rig.queue.sent == [SentStep(step="build", order_id=oid)]
+    assert without_state(rig.queue.sent) == [SentStep(step="build", order_id=oid)]
 
 
 async def test_a_marketable_limit_order_defers_when_no_slot_is_free() -> None:
@@ -130,7 +130,7 @@ async def test_a_marketable_limit_order_defers_when_no_slot_is_free() -> None:
 
     assert outcome.defer_ms is not None
     assert [r.type for r in await rig.store.read_stream(oid)] == ["OrderPending"]
-    assert rig.queue.sent == [SentStep(step="route", order_id=oid, delay_ms=outcome.defer_ms)]
+    assert without_state(rig.queue.sent) == [SentStep(step="route", order_id=oid, delay_ms=outcome.defer_ms)]
 
 
 async def test_a_limit_order_whose_price_fell_by_build_waits_again_and_frees_its_slot() -> None:

@@ -13,9 +13,10 @@ from adapters.memory_event_store import InMemoryEventStore
 from domain.commands import RouteOrder
 from domain.errors import IdempotencyKeyReused, QueueUnavailable, RateLimited
 from domain.events import OrderPending
+from domain.services.handling import load
 from domain.services.placing import OrderRequest, Placement
 from tests.factories import quotes
-from tests.unit.service_fakes import NOW, clock, record
+from tests.unit.service_fakes import NOW, clock, record, without_state
 
 pytestmark = pytest.mark.anyio
 
@@ -65,13 +66,13 @@ async def test_a_new_order_is_stored_pending_at_version_1() -> None:
 async def test_a_new_order_queues_its_route_step() -> None:
     s = Setup()
     placed = await s.placement.place(request())
-    assert s.queue.sent == [SentStep(step="route", order_id=placed.order_id, priority=False)]
+    assert without_state(s.queue.sent) == [SentStep(step="route", order_id=placed.order_id, priority=False)]
 
 
 async def test_a_sniper_order_queues_its_route_step_in_the_priority_lane() -> None:
     s = Setup()
     placed = await s.placement.place(request(order_type="sniper", token_out="LAUNCH"))
-    assert s.queue.sent == [SentStep(step="route", order_id=placed.order_id, priority=True)]
+    assert without_state(s.queue.sent) == [SentStep(step="route", order_id=placed.order_id, priority=True)]
 
 
 async def test_orders_without_a_key_get_distinct_ids() -> None:
@@ -129,7 +130,7 @@ async def test_a_rate_limited_user_is_refused_and_nothing_is_stored() -> None:
         await s.placement.place(request())
     assert limited.value.retry_after_s == 2.5
     assert await s.store.last_position() == 0
-    assert s.queue.sent == []
+    assert without_state(s.queue.sent) == []
 
 
 async def test_an_unreachable_queue_still_stores_the_order_and_says_it_was_not_queued() -> None:
@@ -149,3 +150,13 @@ async def test_the_same_key_from_two_users_names_two_orders() -> None:
     assert (alice.new, bob.new) == (True, True)
     [bobs] = await s.store.read_stream(bob.order_id)
     assert isinstance(bobs.event, OrderPending) and bobs.event.user_id == "bob"
+
+
+async def test_the_route_message_carries_the_pending_order_it_stored() -> None:
+    s = Setup()
+    placed = await s.placement.place(request())
+
+    handed = s.queue.sent[0].state
+    assert handed is not None
+    assert handed == (await load(s.store, placed.order_id)).state
+    assert handed.status == "pending" and handed.version == 1
