@@ -84,9 +84,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     worker_processes: Annotated[int, Meta(ge=1, le=64)] = 1
     # Each worker thread holds one Postgres connection once it has run a step.
     worker_threads: Annotated[int, Meta(ge=1, le=256)] = 16
-    # How long an idle Dramatiq consumer waits on Redis before polling again (ms);
-    # lower means faster pick-up and more idle CPU (see docs/architecture.md).
-    worker_idle_ms: Annotated[int, Meta(ge=1, le=5_000)] = 100
+    # How long an idle Dramatiq consumer trusts its queue's wake-up channel before it polls
+    # Redis anyway (ms): a message is fetched as soon as it is sent; this bounds only a
+    # wake-up lost while Redis reconnects (adapters/dramatiq_broker.py).
+    worker_idle_ms: Annotated[int, Meta(ge=1, le=5_000)] = 1000
     # Mock DEX: every sleep is multiplied by this; 0 makes the mock instant.
     mock_latency_scale: Annotated[Decimal, dec(ge="0", le="100")] = Decimal(1)
     mock_quote_min_ms: Annotated[int, Meta(ge=0, le=MAX_MOCK_DELAY_MS)] = 200

@@ -5,16 +5,20 @@ so a Postgres-side effect is applied exactly once; an effect outside Postgres (X
 Redis) must be idempotent, because a crash after it and before the commit replays the
 batch.
 
-A busy follower reads batch after batch; with nothing new it keeps looking for a few
-milliseconds (`linger_s`), then sleeps until `LISTEN events` wakes it, and also polls
-every `poll_interval` seconds, so a lost notification costs latency, never an event.
-Writers notify only while a follower is asleep (migration 0011): before sleeping, a
-follower marks itself waiting in `log_listeners` and looks at the log once more under a
-SHARE lock, which waits for the appends in flight, so an append either is seen by that
-look or finds the mark and notifies.
+The followers of a process share two things. A `LogCache`: what one reads and decodes
+from the log, the others take from memory when they reach it. And a `LogWatcher`: one
+task that knows the log's head, so a caught-up follower waits on it instead of polling.
+While a follower waits, the watcher looks at the head every `poll_s` (5 ms); once every
+follower has waited `linger_s` for nothing, it sleeps until `LISTEN events` wakes it,
+looking every `idle_poll_s` anyway, so a lost notification costs latency, never an event.
+Writers notify only while the watcher sleeps (migration 0011): before sleeping it marks
+itself waiting in `log_listeners` and looks at the log once more under a SHARE lock,
+which waits for the appends in flight, so an append either is seen by that look or finds
+the mark and notifies.
 
-Followers of one process share a `LogCache`: what one reads and decodes from the log,
-the others take from memory when they reach it.
+A follower whose batch came back short waits `min_interval_s` before it looks again, so
+that under load its batches grow instead of its round trips (the projections; the relay,
+which feeds the WebSocket clients, waits for nothing).
 """
 
 from __future__ import annotations
@@ -34,9 +38,8 @@ from domain.ports import RecordedEvent
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection[Any], list[RecordedEvent]], Awaitable[None]]
-
-LINGER_S = 0.02  # keep looking this long after the log went quiet, before sleeping
-LINGER_STEP_S = 0.002
+Pool = AsyncConnectionPool[AsyncConnection[Any]]
+Connect = Callable[[], Awaitable[AsyncConnection[Any]]]
 
 
 async def read_checkpoint(conn: AsyncConnection[Any], name: str) -> int:
@@ -102,17 +105,144 @@ class LogCache:
         return events
 
 
+class LogWatcher:
+    """The log's head as one task of a process sees it; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        name: str = "followers",
+        poll_s: float = 0.005,
+        linger_s: float = 0.05,
+        idle_poll_s: float = 1.0,
+        listens: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.name = name  # its row in log_listeners
+        self.poll_s = poll_s
+        self.linger_s = linger_s
+        self.idle_poll_s = idle_poll_s
+        self.head = 0
+        self._moved = asyncio.Condition()
+        self._wakeup = asyncio.Event()  # NOTIFY events arrived (set by `listen`)
+        self._someone_waits = asyncio.Event()
+        self._waiting = 0
+        # Only a watcher whose `listen` runs may sleep until notified; one that does not only polls.
+        self._listening = listens
+
+    async def wait_beyond(self, position: int) -> None:
+        """Return once the log's head is above `position`."""
+        if self.head > position:
+            return
+        async with self._moved:
+            self._waiting += 1
+            self._someone_waits.set()
+            try:
+                await self._moved.wait_for(lambda: self.head > position)
+            finally:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._someone_waits.clear()
+
+    def notified(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        if self._listening:
+            await self._mark_waiting(False)
+        quiet = 0.0
+        while True:
+            try:
+                if not self._waiting:  # every follower is busy: nothing to look for
+                    await self._someone_waits.wait()
+                    quiet = 0.0
+                head = await self._read_head()
+                if head > self.head:
+                    await self._moved_to(head)
+                    quiet = 0.0
+                    continue
+                if self._listening and quiet >= self.linger_s:
+                    await self._sleep()
+                    quiet = 0.0
+                    continue
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_s)
+                except TimeoutError:
+                    quiet += self.poll_s
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("log watcher cannot read the log's head; retrying", exc_info=True)
+                await asyncio.sleep(self.idle_poll_s)
+
+    async def _read_head(self) -> int:
+        async with self.pool.connection() as conn:
+            return await last_position(conn)
+
+    async def _moved_to(self, head: int) -> None:
+        async with self._moved:
+            self.head = head
+            self._moved.notify_all()
+
+    async def _sleep(self) -> None:
+        """Nothing happened for a while: mark waiting, look once more, sleep until woken."""
+        self._wakeup.clear()
+        await self._mark_waiting(True)
+        try:
+            async with self.pool.connection() as conn:
+                async with conn.transaction():
+                    # Waits for the appends in flight: each is either seen now, or read the mark.
+                    await conn.execute("LOCK TABLE events IN SHARE MODE")
+                    head = await last_position(conn)
+            while head <= self.head:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.idle_poll_s)
+                    break
+                except TimeoutError:
+                    head = await self._read_head()  # still marked: one cheap look a poll
+        finally:
+            await self._mark_waiting(False)
+
+    async def _mark_waiting(self, waiting: bool) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO log_listeners (name, waiting) VALUES (%s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET waiting = EXCLUDED.waiting",
+                (self.name, waiting),
+            )
+
+    async def listen(self, connect: Connect) -> None:
+        """Pass `NOTIFY events` on to the watcher (built with `listens=True`); reconnects if
+        the connection drops."""
+        while True:
+            try:
+                async with await connect() as conn:
+                    await conn.execute("LISTEN events")
+                    self.notified()  # catch up on anything committed while not listening
+                    async for _ in conn.notifies():
+                        self.notified()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("event listener lost its connection; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
+
 class LogFollower:
     def __init__(
         self,
-        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        pool: Pool,
         name: str,
         handler: Handler,
         *,
         version: int | None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        min_interval_s: float = 0.0,
         cache: LogCache | None = None,
+        watcher: LogWatcher | None = None,
     ) -> None:
         self.pool = pool
         self.name = name
@@ -123,10 +253,13 @@ class LogFollower:
         self.version = version
         self.handler = handler
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval  # after a failed batch; and, alone, between looks
+        self.min_interval_s = min_interval_s
         self.cache = cache or LogCache()
-        self.wakeup = asyncio.Event()
-        self.position = 0  # the checkpoint as of the last batch (a hint between batches)
+        # Alone (tests, tools), a follower watches the log itself at its poll interval.
+        self._own_watcher = watcher is None
+        self.watcher = watcher or LogWatcher(pool, name=name, poll_s=poll_interval)
+        self.position = 0  # the checkpoint as of the last batch
         self._started = False
 
     async def step(self) -> int:
@@ -157,80 +290,23 @@ class LogFollower:
         return len(events)
 
     async def run(self) -> None:
-        await self._mark_waiting(False)
-        while True:
-            # Cleared before reading, not after: a NOTIFY that lands while a batch is
-            # being handled must wake the next round, or its event waits for the poll.
-            self.wakeup.clear()
-            try:
-                handled = await self.step()
-                if handled or await self._linger():
-                    continue
-                await self._sleep()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("log follower %s failed; retrying", self.name)
-                await asyncio.sleep(self.poll_interval)
-
-    async def _has_news(self) -> bool:
-        async with self.pool.connection() as conn:
-            return await last_position(conn) > self.position
-
-    async def _linger(self) -> bool:
-        """Look again for a moment: at a steady rate the next event is close, and finding it
-        this way costs neither side a notification."""
-        waited = 0.0
-        while waited < LINGER_S:
-            await asyncio.sleep(LINGER_STEP_S)
-            waited += LINGER_STEP_S
-            if self.wakeup.is_set() or await self._has_news():
-                return True
-        return False
-
-    async def _sleep(self) -> None:
-        await self._mark_waiting(True)
+        own = asyncio.ensure_future(self.watcher.run()) if self._own_watcher else None
         try:
-            async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    # Waits for the appends in flight: each is either seen now, or read the mark.
-                    await conn.execute("LOCK TABLE events IN SHARE MODE")
-                    head = await last_position(conn)
-            while head <= self.position:
+            while True:
                 try:
-                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_interval)
-                    return
-                except TimeoutError:
-                    # Still marked waiting: an idle follower costs one cheap look a poll.
-                    async with self.pool.connection() as conn:
-                        head = await last_position(conn)
+                    handled = await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("log follower %s failed; retrying", self.name)
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                if handled >= self.batch_size:
+                    continue
+                if handled and self.min_interval_s:
+                    await asyncio.sleep(self.min_interval_s)  # let the next batch gather
+                await self.watcher.wait_beyond(self.position)
         finally:
-            await self._mark_waiting(False)
-
-    async def _mark_waiting(self, waiting: bool) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO log_listeners (name, waiting) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET waiting = EXCLUDED.waiting",
-                (self.name, waiting),
-            )
-
-
-async def listen_for_events(
-    connect: Callable[[], Awaitable[AsyncConnection[Any]]], followers: list[LogFollower]
-) -> None:
-    """Wake every follower on `NOTIFY events`; reconnects if the connection drops."""
-    while True:
-        try:
-            async with await connect() as conn:
-                await conn.execute("LISTEN events")
-                for f in followers:  # catch up on anything committed while not listening
-                    f.wakeup.set()
-                async for _ in conn.notifies():
-                    for f in followers:
-                        f.wakeup.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("event listener lost its connection; reconnecting", exc_info=True)
-            await asyncio.sleep(1.0)
+            if own is not None:
+                own.cancel()
+                await asyncio.gather(own, return_exceptions=True)

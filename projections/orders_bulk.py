@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar
 
 from psycopg import AsyncConnection, sql
 
@@ -33,13 +33,8 @@ log = logging.getLogger("orderengine.rebuild")
 TABLE = orders_projection.NAME  # the projection and its table share the name
 
 
-class _At(NamedTuple):
-    # row_params reads only `recorded_at` of an order's first and last events.
-    recorded_at: datetime | str
-
-
 def _row_params(state: OrderState, created_at: datetime | str, updated_at: datetime | str) -> dict[str, Any]:
-    return orders_projection.row_params(state, cast(list[RecordedEvent], [_At(created_at), _At(updated_at)]))
+    return orders_projection.row_params_at(state, created_at, updated_at)
 
 
 COLUMNS: tuple[str, ...] = tuple(_row_params(OrderState(), "", ""))

@@ -1,23 +1,26 @@
 """The `orders` read model (db/migrations/0002_orders_read_model.sql).
 
-For each batch it re-folds the touched orders' streams with the domain's own
-`fold` and upserts the result, so the read model is by construction what the
-log says (the property `audit` will check).
+For each batch it folds the touched orders with the domain's own `evolve`, from the
+state it folded for them last (or, when it has none that the batch follows, from
+their whole stream in the log) and upserts the result, so the read model is by
+construction what the log says (the property `audit` checks).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import msgspec
 from psycopg import AsyncConnection
 
 from adapters import metrics
 from adapters.postgres_event_store import EVENT_COLUMNS, row_to_recorded
+from domain.errors import InvalidTransition
 from domain.events import OrderConfirmed, OrderFailed, OrderPending, RetryScheduled
-from domain.order import OrderState, fold
+from domain.order import OrderState, evolve, fold
 from domain.ports import RecordedEvent
 
 NAME = "orders"
@@ -73,6 +76,11 @@ WHERE orders.version < EXCLUDED.version
 
 
 def row_params(state: OrderState, history: list[RecordedEvent]) -> dict[str, Any]:
+    return row_params_at(state, history[0].recorded_at, history[-1].recorded_at)
+
+
+def row_params_at(state: OrderState, created_at: Any, updated_at: Any) -> dict[str, Any]:
+    """The row of the folded order; `created_at`, `updated_at`: its first and last events' times."""
     chosen = state.chosen_quote
     return {
         "id": state.order_id,
@@ -84,8 +92,8 @@ def row_params(state: OrderState, history: list[RecordedEvent]) -> dict[str, Any
         "limit_price": state.limit_price,
         "slippage_tolerance": state.slippage_tolerance,
         "status": state.status,
-        "created_at": history[0].recorded_at,
-        "updated_at": history[-1].recorded_at,
+        "created_at": created_at,
+        "updated_at": updated_at,
         "attempts": state.attempts,
         "last_error": state.last_error,
         "chosen_dex": state.chosen_dex,
@@ -105,9 +113,75 @@ def row_params(state: OrderState, history: list[RecordedEvent]) -> dict[str, Any
     }
 
 
+class _Folded(NamedTuple):
+    state: OrderState
+    created_at: datetime  # its first event's recorded_at
+    updated_at: datetime  # its last event's
+
+
+# The orders this process's follower folded last, so that a batch evolves each touched
+# order by its new events instead of re-reading and re-folding its stream. Only a cache of
+# the log: an event that does not follow the cached version (another follower applied some
+# meanwhile, a checkpoint moved back) sends its order back to the log for a full fold.
+_FOLDED: dict[str, _Folded] = {}
+_FOLDED_MAX = 100_000
+
+
 async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -> None:
-    streams = sorted({e.stream_id for e in events})
-    upto = events[-1].position
+    touched: dict[str, _Folded] = {}
+    reread: set[str] = set()
+    for e in events:
+        stream_id = e.stream_id
+        if stream_id in reread:
+            continue
+        current = touched.get(stream_id) or _FOLDED.get(stream_id)
+        if current is None and e.version == 1:
+            current = _Folded(OrderState(), e.recorded_at, e.recorded_at)
+        if current is None or current.state.version != e.version - 1:
+            reread.add(stream_id)
+            continue
+        try:
+            state = evolve(current.state, e.event)
+        except InvalidTransition:
+            reread.add(stream_id)  # folded from the log below, which says what is wrong
+            continue
+        touched[stream_id] = _Folded(state, current.created_at, e.recorded_at)
+    for stream_id in reread:
+        touched.pop(stream_id, None)
+    if reread:
+        touched.update(await _fold_from_log(conn, sorted(reread), events[-1].position))
+    params = []
+    for stream_id, folded in touched.items():
+        if not _is_uuid(stream_id):
+            # Not an order the API created (orders are UUIDs): skip it rather than let
+            # one foreign stream stop the read model for everyone.
+            log.warning(
+                "orders projection skipped a stream that is not an order id", extra={"stream": stream_id}
+            )
+            continue
+        params.append(row_params_at(folded.state, folded.created_at, folded.updated_at))
+    if params:
+        async with conn.cursor() as c:
+            await c.executemany(_UPSERT, params)
+    # Counted last, once the rows are written: a failed upsert counts nothing.
+    for e in events:
+        folded = touched.get(e.stream_id)
+        if folded is not None and _is_uuid(e.stream_id):
+            count_lifecycle(e, folded.state, folded.created_at)
+    _remember(touched)
+
+
+def _remember(touched: dict[str, _Folded]) -> None:
+    if len(_FOLDED) > _FOLDED_MAX:
+        _FOLDED.clear()
+    for stream_id, folded in touched.items():
+        if folded.state.is_terminal:
+            _FOLDED.pop(stream_id, None)  # a finished order records nothing more
+        else:
+            _FOLDED[stream_id] = folded
+
+
+async def _fold_from_log(conn: AsyncConnection[Any], streams: list[str], upto: int) -> dict[str, _Folded]:
     cur = await conn.execute(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ANY(%s) AND position <= %s"
         " ORDER BY stream_id, version",
@@ -117,35 +191,20 @@ async def apply_batch(conn: AsyncConnection[Any], events: list[RecordedEvent]) -
     for row in await cur.fetchall():
         rec = row_to_recorded(row)
         by_stream.setdefault(rec.stream_id, []).append(rec)
-    params = []
-    folded: dict[str, tuple[OrderState, RecordedEvent]] = {}
-    for stream_id, history in by_stream.items():
-        if not _is_uuid(stream_id):
-            # Not an order the API created (orders are UUIDs): skip it rather than let
-            # one foreign stream stop the read model for everyone.
-            log.warning(
-                "orders projection skipped a stream that is not an order id", extra={"stream": stream_id}
-            )
-            continue
-        state = fold(r.event for r in history)
-        params.append(row_params(state, history))
-        folded[stream_id] = (state, history[0])
-    async with conn.cursor() as c:
-        await c.executemany(_UPSERT, params)
-    # Counted last, once the rows are written: a failed upsert counts nothing.
-    for e in events:
-        if e.stream_id in folded:
-            count_lifecycle(e, *folded[e.stream_id])
+    return {
+        stream_id: _Folded(fold(r.event for r in history), history[0].recorded_at, history[-1].recorded_at)
+        for stream_id, history in by_stream.items()
+    }
 
 
-def count_lifecycle(recorded: RecordedEvent, state: OrderState, placed: RecordedEvent) -> None:
+def count_lifecycle(recorded: RecordedEvent, state: OrderState, placed_at: datetime) -> None:
     """Update the lifecycle metrics for one newly applied event of the order `state`."""
     event = recorded.event
     if isinstance(event, OrderPending):
         metrics.ORDERS_ACCEPTED.labels(order_type=event.order_type).inc()
     elif isinstance(event, OrderConfirmed):
         metrics.ORDERS_CONFIRMED.labels(order_type=state.order_type, dex=state.chosen_dex or "unknown").inc()
-        seconds = (recorded.recorded_at - placed.recorded_at).total_seconds()
+        seconds = (recorded.recorded_at - placed_at).total_seconds()
         metrics.ORDER_LATENCY.labels(order_type=state.order_type).observe(max(seconds, 0.0))
     elif isinstance(event, OrderFailed):
         metrics.ORDERS_FAILED.labels(order_type=state.order_type, step=event.step).inc()

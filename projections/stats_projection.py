@@ -20,6 +20,7 @@ are left out, as the orders projection leaves them out.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -195,6 +196,19 @@ def _names(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
+@functools.lru_cache(maxsize=64)
+def _statement(template: str, table: str, keys: tuple[str, ...] = ()) -> str:
+    """The SQL of `template` for `table` (and `keys`), composed once: a query psycopg sees
+    again as the same string is converted once and prepared on each connection."""
+    composed = sql.SQL(template).format(
+        table=sql.Identifier(table),
+        columns=_names(ORDER_COLUMNS),
+        values=sql.SQL(", ").join([sql.Placeholder()] * len(ORDER_COLUMNS)),
+        keys=_names(keys),
+    )
+    return composed.as_string(None)
+
+
 async def apply_batch(
     conn: AsyncConnection[Any], events: list[RecordedEvent], tables: Sequence[str] = TABLES
 ) -> None:
@@ -204,9 +218,7 @@ async def apply_batch(
     ids = sorted({e.stream_id for e in events if is_order_id(e.stream_id)})
     if not ids:
         return
-    cur = await conn.execute(
-        sql.SQL(_LOAD).format(columns=_names(ORDER_COLUMNS), table=sql.Identifier(orders_table)), (ids,)
-    )
+    cur = await conn.execute(_statement(_LOAD, orders_table), (ids,))
     before = {c.order_id: c for c in map(contribution_from_row, await cur.fetchall())}
     known: dict[str, Contribution] = dict(before)
     wanted = set(ids)
@@ -219,14 +231,7 @@ async def apply_batch(
     if not changed:
         return
     async with conn.cursor() as c:
-        await c.executemany(
-            sql.SQL(_UPSERT_ORDER).format(
-                table=sql.Identifier(orders_table),
-                columns=_names(ORDER_COLUMNS),
-                values=sql.SQL(", ").join([sql.Placeholder()] * len(ORDER_COLUMNS)),
-            ),
-            [c.row() for c in changed],
-        )
+        await c.executemany(_statement(_UPSERT_ORDER, orders_table), [c.row() for c in changed])
     # An event that kept the status (a retry, the swap request) changes no sum.
     moved = [c for c in changed if c.order_id not in before or _share(before[c.order_id]) != _share(c)]
     moves = [(-1, before[c.order_id]) for c in moved if c.order_id in before] + [(1, c) for c in moved]
@@ -262,10 +267,9 @@ async def add_to_sums(
     removed = [i for i, sign in enumerate(columns["sign"]) if sign < 0]
     gone = {k: [columns[k][i] for i in removed] for k in USER_PAIR_KEYS}
     for table, keys in ((user_pairs_table, USER_PAIR_KEYS), (pairs_table, PAIR_KEYS)):
-        names = {"table": sql.Identifier(table), "keys": _names(keys)}
-        await conn.execute(sql.SQL(_ADD).format(**names), columns)
+        await conn.execute(_statement(_ADD, table, keys), columns)
         if removed:  # only a key something left can have dropped to zero
-            await conn.execute(sql.SQL(_DROP_EMPTY).format(**names), gone)
+            await conn.execute(_statement(_DROP_EMPTY, table, keys), gone)
 
 
 # -- the bulk build of a rebuild ---------------------------------------------------------

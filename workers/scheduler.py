@@ -24,7 +24,7 @@ from adapters.database import Database
 from adapters.settings import Settings
 from projections import orders_projection, redis_relay, stats_projection
 from projections import rebuild as projection_rebuild
-from projections.log_follower import LogCache, LogFollower, listen_for_events
+from projections.log_follower import LogCache, LogFollower, LogWatcher
 from projections.singleton import RELAY_LOCK_KEY, run_exclusively
 
 log = logging.getLogger("orderengine.scheduler")
@@ -33,8 +33,13 @@ HEARTBEAT_SECONDS = 5
 REBUILD_RETRY_S = 600.0
 
 
-def log_followers(engine: Engine) -> list[LogFollower]:
-    """The orders and stats projections and the outbox relay, each with its own checkpoint."""
+# Read models may lag a little: a short pause after a short batch makes the next one bigger.
+PROJECTION_MIN_INTERVAL_S = 0.01
+
+
+def log_followers(engine: Engine, watcher: LogWatcher) -> list[LogFollower]:
+    """The orders and stats projections and the outbox relay, each with its own checkpoint,
+    sharing one read of the log and one watcher of its head."""
     pool, settings = engine.database.pool, engine.settings
     relay = redis_relay.RedisRelay(
         engine.redis,
@@ -43,22 +48,26 @@ def log_followers(engine: Engine) -> list[LogFollower]:
         order_stream_ttl_s=settings.order_stream_ttl_s,
     )
     cache = LogCache()  # each event read and decoded once for the three
+    shared = {"cache": cache, "watcher": watcher}
     return [
         LogFollower(
             pool,
             orders_projection.NAME,
             orders_projection.apply_batch,
             version=orders_projection.VERSION,
-            cache=cache,
+            min_interval_s=PROJECTION_MIN_INTERVAL_S,
+            **shared,
         ),
         LogFollower(
             pool,
             stats_projection.NAME,
             stats_projection.apply_batch,
             version=stats_projection.VERSION,
-            cache=cache,
+            min_interval_s=PROJECTION_MIN_INTERVAL_S,
+            **shared,
         ),
-        LogFollower(pool, redis_relay.NAME, relay, version=None, cache=cache),  # builds no read model
+        # Feeds the WebSocket clients: it waits for nothing. It builds no read model.
+        LogFollower(pool, redis_relay.NAME, relay, version=None, **shared),
     ]
 
 
@@ -70,7 +79,8 @@ async def run_scheduler_async(settings: Settings) -> None:
 
 async def _serve(engine: Engine) -> None:
     settings = engine.settings
-    followers = log_followers(engine)
+    watcher = LogWatcher(engine.database.pool, listens=True)
+    followers = log_followers(engine, watcher)
     leader = asyncio.Event()  # set while this scheduler holds the relay lock
 
     async def heartbeat() -> None:
@@ -130,7 +140,10 @@ async def _serve(engine: Engine) -> None:
         upgrade = [rebuild_outdated(engine.database)] if settings.projection_auto_rebuild else []
         try:
             await asyncio.gather(
-                *(f.run() for f in followers), listen_for_events(engine.database.connect, followers), *upgrade
+                watcher.listen(engine.database.connect),
+                watcher.run(),
+                *(f.run() for f in followers),
+                *upgrade,
             )
         finally:
             leader.clear()

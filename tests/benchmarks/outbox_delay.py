@@ -1,5 +1,5 @@
 """Delay from an append's commit to its entry on the all-orders Redis stream, through
-the real outbox relay (`LogFollower` + `RedisRelay`, woken by `listen_for_events`).
+the real outbox relay (`LogFollower` + `RedisRelay`, woken by its `LogWatcher`).
 
     .venv/bin/python -m tests.benchmarks.outbox_delay --events 2000 --runs 3
     .venv/bin/python -m tests.benchmarks.outbox_delay --events 2000 --runs 3 --burst
@@ -57,7 +57,7 @@ from adapters.redis_layout import RedisLayout
 from adapters.settings import Settings
 from domain.ports import EventMetadata
 from projections import redis_relay
-from projections.log_follower import listen_for_events
+from projections.log_follower import LogWatcher
 from tests.benchmarks.bench_env import delete_prefix, scratch_servers
 from tests.factories import new_order_id, pending_event
 from workers.scheduler import log_followers
@@ -141,10 +141,12 @@ async def run_relay(settings: Settings, database_url: str) -> None:
     """`workers/scheduler.py`'s relay wiring, without the orders projection, the jobs and
     the relay lock (`run_exclusively`: there is one relay here)."""
     async with bootstrap(settings, pool_min=2, pool_max=4) as engine:
-        follower = next(f for f in log_followers(engine) if f.name == redis_relay.NAME)
+        watcher = LogWatcher(engine.database.pool, listens=True)
+        follower = next(f for f in log_followers(engine, watcher) if f.name == redis_relay.NAME)
         tasks = [
             asyncio.create_task(follower.run(), name="follower"),
-            asyncio.create_task(listen_for_events(engine.database.connect, [follower]), name="listener"),
+            asyncio.create_task(watcher.run(), name="watcher"),
+            asyncio.create_task(watcher.listen(engine.database.connect), name="listener"),
         ]
         try:
             await asyncio.gather(*tasks)

@@ -222,8 +222,8 @@ def test_lifecycle_counts_acceptance_confirmation_and_latency_by_type_and_dex() 
     confirmed_before = sample("orderengine_orders_confirmed_total", order_type="sniper", dex="meteora")
     latency_before = sample("orderengine_order_end_to_end_seconds_sum", order_type="sniper")
 
-    count_lifecycle(placed, state, placed)
-    count_lifecycle(confirmed, state, placed)
+    count_lifecycle(placed, state, placed.recorded_at)
+    count_lifecycle(confirmed, state, placed.recorded_at)
 
     assert sample("orderengine_orders_accepted_total", order_type="sniper") == accepted_before + 1
     assert sample("orderengine_orders_confirmed_total", order_type="sniper", dex="meteora") == (
@@ -238,8 +238,9 @@ def test_lifecycle_counts_retries_and_failures_by_step() -> None:
     retries_before = sample("orderengine_retries_total", step="submit")
     failed_before = sample("orderengine_orders_failed_total", order_type="limit", step="submit")
 
-    count_lifecycle(placed, state, placed)
-    count_lifecycle(recorded(OrderFailed(step="submit", error="rpc", attempts=3), 2, T0), state, placed)
+    count_lifecycle(placed, state, placed.recorded_at)
+    failed = recorded(OrderFailed(step="submit", error="rpc", attempts=3), 2, T0)
+    count_lifecycle(failed, state, placed.recorded_at)
 
     assert sample("orderengine_retries_total", step="submit") == retries_before + 1
     assert sample("orderengine_orders_failed_total", order_type="limit", step="submit") == failed_before + 1
