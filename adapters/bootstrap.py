@@ -114,9 +114,12 @@ def _redis_client(settings: Settings, *, pipelined: bool = False) -> aioredis.Re
     return cls.from_url(settings.redis_url, decode_responses=True, max_connections=MAX_REDIS_CONNECTIONS)
 
 
-def bootstrap(settings: Settings, *, pool_min: int = 1, pool_max: int = 10) -> Engine:
-    """Wire the engine from `settings`; connects to nothing (`Engine.open` does)."""
-    database = Database(settings.database_url or "", min_size=pool_min, max_size=pool_max)
+def bootstrap(settings: Settings, *, role: str = "engine", pool_min: int = 1, pool_max: int = 10) -> Engine:
+    """Wire the engine from `settings` for a process of `role` (api, worker, scheduler: it
+    names the process's Postgres sessions); connects to nothing (`Engine.open` does)."""
+    database = Database(
+        settings.database_url or "", min_size=pool_min, max_size=pool_max, name=f"orderengine-{role}"
+    )
     redis = _redis_client(settings, pipelined=True)
     layout = RedisLayout(settings.redis_prefix)
     store = PostgresEventStore(database.pool.connection)

@@ -9,6 +9,7 @@ processes receive the URL, since a connection cannot cross a process).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -20,12 +21,14 @@ Pool = AsyncConnectionPool[AsyncConnection[Any]]
 class Database:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, name: str = "orderengine") -> None:
         self.url = url
+        # What pg_stat_activity shows for each of this process's sessions: its role and pid.
+        self.application_name = f"{name} {os.getpid()}"
         self.pool: Pool = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": self.application_name},
             name=name,
         )
 
@@ -37,4 +40,6 @@ class Database:
 
     async def connect(self, *, autocommit: bool = True) -> AsyncConnection[Any]:
         """A connection of its own, outside the pool; the caller closes it (`async with`)."""
-        return await AsyncConnection.connect(self.url, autocommit=autocommit)
+        return await AsyncConnection.connect(
+            self.url, autocommit=autocommit, application_name=self.application_name
+        )

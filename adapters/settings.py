@@ -82,7 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     # "console" (readable lines) or "json" (one JSON object per line).
     log_format: Literal["console", "json"] = "console"
     worker_processes: Annotated[int, Meta(ge=1, le=64)] = 1
-    # Each worker thread holds one Postgres connection once it has run a step.
+    # Steps a worker process runs at once (Dramatiq threads handing them to one event loop).
     worker_threads: Annotated[int, Meta(ge=1, le=256)] = 16
     # How long an idle Dramatiq consumer trusts its queue's wake-up channel before it polls
     # Redis anyway (ms): a message is fetched as soon as it is sent; this bounds only a

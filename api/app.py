@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     keys = KeyRing(settings.api_keys)
     warn_if_open(keys)
-    engine = bootstrap(settings, pool_min=2, pool_max=10)
+    engine = bootstrap(settings, role="api", pool_min=2, pool_max=10)
     # The shared reader gets its own client: its blocking XREAD must not queue behind requests.
     hub = StreamHub(engine.blocking_redis(), engine.layout)
     api = Api(engine=engine, hub=hub, ws_limits=ConnectionLimits(settings.ws_max_connections_per_user))

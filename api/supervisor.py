@@ -33,7 +33,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from adapters.embedded_servers import EmbeddedServers, EmbeddedServersError
 from adapters.settings import REPO_ROOT, Settings
 
-PROCESSES = ("api", "worker", "scheduler")
+ROLES = ("api", "worker", "scheduler")  # what `orderengine <role>` runs
 READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 10.0
 MAX_RESTARTS = 5  # crashed children restarted within RESTART_WINDOW_S before giving up
@@ -104,7 +104,7 @@ def run_engine(settings: Settings) -> int:
             "REDIS_URL": redis_url,
             MULTIPROC_ENV: str(metrics_dir.path),
         }
-        for name in PROCESSES:
+        for name in process_names(settings):
             children[name] = _spawn(name, env)
         return _supervise(settings, children, stop, env)
     except EmbeddedServersError as exc:
@@ -122,12 +122,26 @@ def run_engine(settings: Settings) -> int:
             print("Order engine stopped.", file=sys.stderr, flush=True)
 
 
+def process_names(settings: Settings) -> list[str]:
+    """The children to run: the API, WORKER_PROCESSES workers (worker, worker-2, …), the scheduler."""
+    workers = ["worker"] + [f"worker-{n}" for n in range(2, settings.worker_processes + 1)]
+    return ["api", *workers, "scheduler"]
+
+
+def _role(name: str) -> str:
+    return name.split("-", 1)[0]
+
+
 def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # A process group of its own: the terminal's Ctrl-C reaches only the supervisor, so each
     # child is asked to stop once (by the supervisor), not twice (by the terminal too).
     preexec = _die_with_parent(os.getpid()) if sys.platform == "linux" else None
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", name], env=env, cwd=REPO_ROOT, process_group=0, preexec_fn=preexec
+        [sys.executable, "-m", "api.cli", _role(name)],
+        env=env,
+        cwd=REPO_ROOT,
+        process_group=0,
+        preexec_fn=preexec,
     )
 
 

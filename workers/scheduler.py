@@ -73,7 +73,7 @@ def log_followers(engine: Engine, watcher: LogWatcher) -> list[LogFollower]:
 
 async def run_scheduler_async(settings: Settings) -> None:
     # One connection per log follower's batch, plus the jobs'.
-    async with bootstrap(settings, pool_min=2, pool_max=5) as engine:
+    async with bootstrap(settings, role="scheduler", pool_min=2, pool_max=5) as engine:
         await _serve(engine)
 
 

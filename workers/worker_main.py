@@ -40,7 +40,9 @@ class EngineRuntime(Middleware):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # The steps run concurrently on one loop: one pool connection for each is enough.
-        self.engine: Engine = bootstrap(settings, pool_min=2, pool_max=max(4, settings.worker_threads))
+        self.engine: Engine = bootstrap(
+            settings, role="worker", pool_min=2, pool_max=max(4, settings.worker_threads)
+        )
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def run_step(
