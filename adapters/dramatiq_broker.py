@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -50,6 +51,7 @@ INFRA_RETRIES = 10
 # A delay queue's consumer holds messages until their time: it must look again soon
 # enough to release them on time, whatever the idle timeout.
 _DELAY_QUEUE_WAIT_MS = 100
+_STOP_CHECK_S = 0.2
 
 
 def _retry_when(max_attempts: int):  # type: ignore[no-untyped-def]
@@ -120,6 +122,7 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         super().__init__(broker, queue_name, prefetch, timeout)
         self._wakeup = broker.wakeups.event_for(queue_name)
         self._wait_s = (_DELAY_QUEUE_WAIT_MS if queue_name.endswith(".DQ") else timeout) / 1000
+        self._full = False  # it holds as many messages as it may: acks wake it
 
     def __next__(self) -> Any:
         try:
@@ -133,27 +136,34 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                     return MessageProxy(message)
                 # Cleared before looking: a message sent (or a slot freed) after this wakes the wait.
                 self._wakeup.clear()
-                if self.outstanding_message_count < self.prefetch:
-                    self.message_cache = self.broker.do_fetch(
-                        self.queue_name, self.prefetch - self.outstanding_message_count
-                    )
+                room = self.prefetch - self.outstanding_message_count
+                self._full = room <= 0
+                if not self._full:
+                    self.message_cache = self.broker.do_fetch(self.queue_name, room)
                     if self.message_cache:
                         continue
-                self._wakeup.wait(self._wait_s)
+                # Woken by the queue's channel (it was empty) or by an ack (it was full).
+                self._wait()
                 return None
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
 
+    def _wait(self) -> None:
+        """Wait for a wake-up, at most the idle timeout; in slices, so that a worker that is
+        stopping is not held up by a long idle timeout."""
+        deadline = time.monotonic() + self._wait_s
+        while not self._wakeup.wait(min(_STOP_CHECK_S, max(0.0, deadline - time.monotonic()))):
+            if self.broker.stopping or time.monotonic() >= deadline:
+                return
+
     def ack(self, message: Any) -> None:
-        full = self.outstanding_message_count >= self.prefetch
         super().ack(message)
-        if full:
+        if self._full:
             self._wakeup.set()  # room to fetch again: do not wait for the next message
 
     def nack(self, message: Any) -> None:
-        full = self.outstanding_message_count >= self.prefetch
         super().nack(message)
-        if full:
+        if self._full:
             self._wakeup.set()
 
 
@@ -162,6 +172,12 @@ class WakingRedisBroker(RedisBroker):  # type: ignore[misc]
         super().__init__(namespace=layout.dramatiq_namespace, **kwargs)
         self.layout = layout
         self.wakeups = WakeUps(self.client, layout)
+        self.stopping = False
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        if signal == "worker_shutdown":
+            self.stopping = True  # idle consumers return within _STOP_CHECK_S
+        super().emit_before(signal, *args, **kwargs)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _WakingConsumer:
         return _WakingConsumer(self, queue_name, prefetch, timeout)
