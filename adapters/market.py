@@ -14,8 +14,10 @@ time); the set of launched ones is `{prefix}:market:launched`.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from decimal import Decimal
 
 import redis.asyncio as aioredis
@@ -61,12 +63,32 @@ class RedisMarket:
     Also the `Launches` port of the mock market: tokens whose pools open during a run.
     """
 
-    def __init__(self, client: aioredis.Redis, layout: RedisLayout) -> None:
+    def __init__(self, client: aioredis.Redis, layout: RedisLayout, *, fresh_for_s: float = 0.02) -> None:
         self.client = client
         self.key = layout.market_prices
         self.launches = layout.market_launched
+        # Prices read less than this long ago are used again: every quote of a burst of
+        # orders (two venues each) shares one read; a tick moves them once a second.
+        self.fresh_for_s = fresh_for_s
+        self._read: tuple[float, asyncio.Future[dict[str, Decimal]]] | None = None
 
     async def usd_prices(self) -> dict[str, Decimal]:
+        now = time.monotonic()
+        if self._read is not None and now - self._read[0] < self.fresh_for_s:
+            return await asyncio.shield(self._read[1])
+        future: asyncio.Future[dict[str, Decimal]] = asyncio.get_running_loop().create_future()
+        self._read = (now, future)
+        try:
+            prices = await self._read_prices()
+        except BaseException as exc:
+            self._read = None
+            future.set_exception(exc)
+            future.exception()  # retrieved: only the callers waiting on it see it
+            raise
+        future.set_result(prices)
+        return prices
+
+    async def _read_prices(self) -> dict[str, Decimal]:
         stored = await self.client.hgetall(self.key)
         prices = {t.symbol: t.reference_usd for t in TOKENS.values()}
         for raw_symbol, raw_price in stored.items():
@@ -83,9 +105,10 @@ class RedisMarket:
     async def set_prices(self, prices: dict[str, Decimal]) -> None:
         if prices:
             await self.client.hset(self.key, mapping={k: str(v) for k, v in prices.items()})
+            self._read = None  # this process sees its own change at once
 
     async def advance(self, rng: random.Random, volatility: float, reversion: float) -> dict[str, Decimal]:
-        moved = random_walk_step(await self.usd_prices(), rng, volatility, reversion)
+        moved = random_walk_step(await self._read_prices(), rng, volatility, reversion)
         await self.set_prices(moved)
         return moved
 

@@ -34,7 +34,7 @@ REBUILD_RETRY_S = 600.0
 
 
 # Read models may lag a little: a short pause after a short batch makes the next one bigger.
-PROJECTION_MIN_INTERVAL_S = 0.01
+PROJECTION_MIN_INTERVAL_S = 0.05
 
 
 def log_followers(engine: Engine, watcher: LogWatcher) -> list[LogFollower]:

@@ -1,11 +1,13 @@
-"""The mock market's random walk (pure)."""
+"""The mock market: its random walk (pure), and how often it reads the shared prices."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from decimal import Decimal
 
-from adapters.market import MAX_DEVIATION, STABLECOINS, random_walk_step
+from adapters.market import MAX_DEVIATION, STABLECOINS, RedisMarket, random_walk_step
+from adapters.redis_layout import RedisLayout
 from domain.tokens import TOKENS
 
 
@@ -56,3 +58,57 @@ def test_a_price_set_beyond_the_band_only_moves_back() -> None:
     rng = random.Random(1)
     for _ in range(50):
         assert random_walk_step({"SOL": far}, rng, 0.5, 0.0)["SOL"] <= far
+
+
+class CountingRedis:
+    """Just enough of a Redis client for RedisMarket, counting its reads."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, str] = {}
+        self.reads = 0
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        self.reads += 1
+        await asyncio.sleep(0)
+        return dict(self.stored)
+
+    async def hset(self, key: str, mapping: dict[str, str]) -> None:
+        self.stored.update(mapping)
+
+
+def market(fresh_for_s: float = 60.0) -> tuple[RedisMarket, CountingRedis]:
+    client = CountingRedis()
+    return RedisMarket(client, RedisLayout("t"), fresh_for_s=fresh_for_s), client  # type: ignore[arg-type]
+
+
+def test_quotes_at_the_same_moment_share_one_read_of_the_prices() -> None:
+    m, client = market()
+
+    async def both() -> list[Decimal]:
+        return list(await asyncio.gather(m.price("SOL", "USDC"), m.price("SOL", "USDT")))
+
+    assert asyncio.run(both()) == [TOKENS["SOL"].reference_usd] * 2
+    assert client.reads == 1
+
+
+def test_prices_set_by_this_process_are_seen_at_once() -> None:
+    m, client = market()
+
+    async def scenario() -> Decimal:
+        await m.price("SOL", "USDC")
+        await m.set_prices({"SOL": Decimal("170")})
+        return await m.price("SOL", "USDC")
+
+    assert asyncio.run(scenario()) == Decimal("170")
+    assert client.reads == 2
+
+
+def test_prices_are_read_again_once_they_are_older_than_their_freshness() -> None:
+    m, client = market(fresh_for_s=0.0)
+
+    async def scenario() -> None:
+        await m.price("SOL", "USDC")
+        await m.price("SOL", "USDC")
+
+    asyncio.run(scenario())
+    assert client.reads == 2
