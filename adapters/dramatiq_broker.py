@@ -48,8 +48,8 @@ from adapters.settings import Settings
 log = logging.getLogger("orderengine.broker")
 
 INFRA_RETRIES = 10
-# A delay queue's consumer holds messages until their time: it must look again soon
-# enough to release them on time, whatever the idle timeout.
+# A delay queue's consumer holds messages until their time: it must return soon enough
+# for its thread to release them on time, whatever the idle timeout.
 _DELAY_QUEUE_WAIT_MS = 100
 _STOP_CHECK_S = 0.2
 
@@ -121,7 +121,14 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
     def __init__(self, broker: WakingRedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self._wakeup = broker.wakeups.event_for(queue_name)
-        self._wait_s = (_DELAY_QUEUE_WAIT_MS if queue_name.endswith(".DQ") else timeout) / 1000
+        # Unwoken, it looks at Redis once an idle timeout. A delay queue's consumer returns
+        # more often: its thread releases the messages it holds when their time comes.
+        self._idle_s = timeout / 1000
+        self._return_s = (
+            min(timeout, _DELAY_QUEUE_WAIT_MS) / 1000 if queue_name.endswith(".DQ") else self._idle_s
+        )
+        self._next_look = 0.0
+        self._woken = False
         self._full = False  # it holds as many messages as it may: acks wake it
 
     def __next__(self) -> Any:
@@ -134,27 +141,31 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                     message = Message.decode(data)
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
-                # Cleared before looking: a message sent (or a slot freed) after this wakes the wait.
-                self._wakeup.clear()
                 room = self.prefetch - self.outstanding_message_count
                 self._full = room <= 0
-                if not self._full:
+                if not self._full and (self._woken or time.monotonic() >= self._next_look):
+                    # Cleared before looking: a message sent (or a slot freed) after this
+                    # wakes the wait below.
+                    self._wakeup.clear()
+                    self._woken = False
+                    self._next_look = time.monotonic() + self._idle_s
                     self.message_cache = self.broker.do_fetch(self.queue_name, room)
                     if self.message_cache:
                         continue
                 # Woken by the queue's channel (it was empty) or by an ack (it was full).
-                self._wait()
+                self._woken = self._wait()
                 return None
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
 
-    def _wait(self) -> None:
-        """Wait for a wake-up, at most the idle timeout; in slices, so that a worker that is
-        stopping is not held up by a long idle timeout."""
-        deadline = time.monotonic() + self._wait_s
+    def _wait(self) -> bool:
+        """Wait for a wake-up (True), at most `_return_s`; in slices, so that a worker that
+        is stopping is not held up by a long idle timeout."""
+        deadline = time.monotonic() + self._return_s
         while not self._wakeup.wait(min(_STOP_CHECK_S, max(0.0, deadline - time.monotonic()))):
             if self.broker.stopping or time.monotonic() >= deadline:
-                return
+                return False
+        return True
 
     def ack(self, message: Any) -> None:
         super().ack(message)
