@@ -148,10 +148,12 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                     # wakes the wait below.
                     self._wakeup.clear()
                     self._woken = False
-                    self._next_look = time.monotonic() + self._idle_s
                     self.message_cache = self.broker.do_fetch(self.queue_name, room)
                     if self.message_cache:
+                        self._next_look = 0.0  # there may be more: look again when there is room
                         continue
+                    # The queue is empty: the next message sent into it wakes this consumer.
+                    self._next_look = time.monotonic() + self._idle_s
                 # Woken by the queue's channel (it was empty) or by an ack (it was full).
                 self._woken = self._wait()
                 return None

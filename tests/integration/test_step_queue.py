@@ -102,3 +102,26 @@ async def test_a_full_consumer_is_woken_by_acks_while_its_queue_never_empties(
         took = time.monotonic() - started
         worker.stop()
     assert took < 5.0
+
+
+async def test_a_consumer_with_room_keeps_fetching_from_a_queue_that_never_empties(
+    broker: WakingRedisBroker, aredis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Acks that come while the consumer is not full wake nothing: a consumer that fetched
+    messages must look again as soon as it has room, not wait for a wake-up that only an
+    empty queue gets (60 messages, four threads: a second lost each time would take a
+    minute)."""
+    seen: list[tuple[str, Any]] = []
+    declare_route(broker, seen, delay_s=0.005)
+    queue = DramatiqStepQueue(aredis, RedisLayout(redis_prefix))
+    for _ in range(60):
+        await queue.send("route", str(uuid.uuid4()))
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=IDLE_MS)
+    started = time.monotonic()
+    worker.start()
+    try:
+        wait_until(lambda: len(seen) == 60, 20, interval=0.01, what="all 60 messages to run")
+    finally:
+        took = time.monotonic() - started
+        worker.stop()
+    assert took < 5.0
