@@ -56,6 +56,13 @@ class InMemorySlots:
         self.starts: list[float] = []
 
     async def acquire(self, order_id: str) -> int | None:
+        wait = await self.peek(order_id)
+        if wait is None and order_id not in self.holders:
+            self.starts.append(self.clock())
+            self.holders.add(order_id)
+        return wait
+
+    async def peek(self, order_id: str) -> int | None:
         if order_id in self.holders:
             return None
         if len(self.holders) >= self.max_in_flight:
@@ -64,8 +71,6 @@ class InMemorySlots:
         self.starts = [t for t in self.starts if t > now - 60]
         if len(self.starts) >= self.per_minute:
             return max(1, int((self.starts[0] + 60 - now) * 1000))
-        self.starts.append(now)
-        self.holders.add(order_id)
         return None
 
     async def renew(self, order_id: str) -> bool:

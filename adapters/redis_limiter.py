@@ -7,7 +7,9 @@
   (`{p}:limiter:starts`, score = start time in ms; keys in adapters/redis_layout.py).
 
 Both checks and the grant happen in one Lua script, atomically across every
-worker process.
+worker process. The same script answers a `peek` (would a slot be granted now?) without
+granting, so that a step can look before it spends a quote and take the slot only
+once it is about to record the start (an order starts when its routing is recorded).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from adapters.redis_layout import RedisLayout
 _ACQUIRE = """
 local inflight, starts = KEYS[1], KEYS[2]
 local id, limit, per_minute = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local lease_ms = tonumber(ARGV[4])
+local lease_ms, grant = tonumber(ARGV[4]), ARGV[5] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
 if redis.call('ZSCORE', inflight, id) then
-  redis.call('ZADD', inflight, now + lease_ms, id)
+  if grant then
+    redis.call('ZADD', inflight, now + lease_ms, id)
+  end
   return 0
 end
 if redis.call('ZCARD', inflight) >= limit then
@@ -36,6 +40,9 @@ redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - 60000)
 if redis.call('ZCARD', starts) >= per_minute then
   local oldest = redis.call('ZRANGE', starts, 0, 0, 'WITHSCORES')
   return math.max(1, tonumber(oldest[2]) + 60000 - now)
+end
+if not grant then
+  return 0
 end
 redis.call('ZADD', starts, now, id .. ':' .. now)
 redis.call('ZADD', inflight, now + lease_ms, id)
@@ -84,15 +91,23 @@ class ExecutionLimiter:
 
     async def acquire(self, order_id: str) -> int | None:
         """Take (or renew) the order's slot. None if granted; else ms to wait, or -1 if full."""
-        result = int(
-            await self._script(
-                keys=[self.inflight_key, self.starts_key],
-                args=[order_id, self.max_in_flight, self.per_minute, self.lease_ms],
-            )
-        )
+        result = await self._run(order_id, grant=True)
         if result == 0:
             self._leased(order_id)
         return None if result == 0 else result
+
+    async def peek(self, order_id: str) -> int | None:
+        """What `acquire` would answer now, without taking anything."""
+        result = await self._run(order_id, grant=False)
+        return None if result == 0 else result
+
+    async def _run(self, order_id: str, *, grant: bool) -> int:
+        return int(
+            await self._script(
+                keys=[self.inflight_key, self.starts_key],
+                args=[order_id, self.max_in_flight, self.per_minute, self.lease_ms, "1" if grant else "0"],
+            )
+        )
 
     async def renew(self, order_id: str) -> bool:
         """Extend the order's lease if it holds a slot; never takes a new one (or a start).

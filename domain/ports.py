@@ -109,6 +109,10 @@ class ExecutionSlots(Protocol):
         """Take (or renew) the order's slot: None if granted, else the ms to wait (-1: full)."""
         ...
 
+    async def peek(self, order_id: str) -> int | None:
+        """What `acquire` would answer now, taking nothing."""
+        ...
+
     async def renew(self, order_id: str) -> bool:
         """Extend a slot the order holds; never takes a new one."""
         ...

@@ -229,11 +229,12 @@ class OrderExecution:
         state = run.state
         if state.status not in ("pending", "waiting"):
             return await self._skip(state)
-        # Only an order that will execute takes an in-flight slot (and a start from the
-        # rate budget). A market or sniper order pending here will, so it asks before
-        # spending a quote; a limit order asks once its quotes say it is marketable.
-        holds_slot = state.status == "pending" and state.order_type != "limit"
-        if holds_slot and (wait := await self.slots.acquire(state.order_id)) is not None:
+        # Only an order that will execute takes an in-flight slot (and a start from the rate
+        # budget), and it takes it as it records its routing, so that a start is counted
+        # when it happens. A market or sniper order pending here will execute, so it looks
+        # first whether a slot is free, before spending a quote on an order that must wait.
+        will_execute = state.status == "pending" and state.order_type != "limit"
+        if will_execute and (wait := await self.slots.peek(state.order_id)) is not None:
             return self._defer(wait)
         try:
             quotes = await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
@@ -243,7 +244,7 @@ class OrderExecution:
             return outcome
         command = RouteOrder(command_id=f"{state.order_id}:route:{run.message_id}", quotes=quotes)
         preview = decide(state, command)
-        if preview and isinstance(preview[0], OrderRouting) and not holds_slot:
+        if preview and isinstance(preview[0], OrderRouting):
             if (wait := await self.slots.acquire(state.order_id)) is not None:
                 return self._defer(wait)
         try:

@@ -147,3 +147,33 @@ async def test_a_limit_order_whose_price_fell_by_build_waits_again_and_frees_its
     assert (state.status, state.chosen_dex) == ("waiting", None)
     assert rig.slots.holders == set()
     assert [s.step for s in rig.queue.sent] == ["build"]  # from the route; build sent nothing
+
+
+async def test_the_slot_and_its_start_are_taken_once_the_quotes_are_in() -> None:
+    rig = Rig()
+    oid = await rig.place()
+    held_while_quoting: list[bool] = []
+
+    async def look() -> None:
+        held_while_quoting.append(oid in rig.slots.holders)
+
+    rig.raydium.while_quoting = look
+    await rig.execution.run("route", oid, 1, "route-1")
+
+    assert held_while_quoting == [False]  # the start counts when the routing is recorded
+    assert oid in rig.slots.holders and len(rig.slots.starts) == 1
+
+
+async def test_a_slot_taken_by_another_order_while_quoting_defers_the_route() -> None:
+    rig = Rig(max_in_flight=1)
+    oid = await rig.place()
+
+    async def someone_else_starts() -> None:
+        await rig.slots.acquire("someone-else")
+
+    rig.raydium.while_quoting = someone_else_starts
+    outcome = await rig.execution.run("route", oid, 1, "route-1")
+
+    assert outcome.defer_ms is not None
+    assert [r.type for r in await rig.store.read_stream(oid)] == ["OrderPending"]
+    assert rig.slots.holders == {"someone-else"}
