@@ -77,6 +77,16 @@ class SwapExpired(EngineError):
         self.signature = signature
 
 
+class SwapPending(EngineError):
+    """The signed swap is still valid but has not landed yet: ask again after `retry_in_ms`.
+    Not a failure: the order waits, without spending an attempt, until the chain can say."""
+
+    def __init__(self, signature: str, retry_in_ms: int) -> None:
+        super().__init__(f"transaction {signature} has not landed yet")
+        self.signature = signature
+        self.retry_in_ms = retry_in_ms
+
+
 class IdempotencyKeyReused(DomainError):
     """The idempotency key already names an order with different terms."""
 

@@ -31,7 +31,7 @@ from domain.commands import (
     RequestSwap,
     RouteOrder,
 )
-from domain.errors import DomainError, NoPool, SwapExpired, SwapRejected, TransientError
+from domain.errors import DomainError, NoPool, SwapExpired, SwapPending, SwapRejected, TransientError
 from domain.events import OrderBuilding, OrderRouting, Quote, Step
 from domain.order import OrderState, decide
 from domain.ports import Dex, EventStore, ExecutionSlots, SignedSwap, StepQueue, SwapTerms
@@ -395,6 +395,21 @@ class OrderExecution:
             return await self._reissue(run, "confirm", terms, signed)
         except SwapRejected as exc:
             return await self._rejected(run, "confirm", exc)
+        except SwapPending as exc:
+            return Outcome(defer_ms=exc.retry_in_ms)
+        except TransientError as exc:
+            if signed.last_valid_block_height is None:
+                raise
+            # A signed transaction is out there: until the chain says whether it landed, the
+            # order is neither confirmed nor failed. It waits (no attempt is spent) and asks
+            # again; its blockhash's expiry bounds how long it can stay unknown once the RPC
+            # answers again.
+            delay = backoff_ms(run.attempt + 1, self.policy.backoff_base_ms, jitter=self.rng.random())
+            log.warning(
+                "cannot tell whether the swap landed; asking again",
+                extra={"orderId": state.order_id, "step": "confirm", "error": str(exc), "retryInMs": delay},
+            )
+            return Outcome(defer_ms=delay)
         command = RecordConfirmation(
             command_id=f"{state.order_id}:confirm",
             tx_hash=receipt.tx_hash,

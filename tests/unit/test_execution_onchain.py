@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.errors import SwapExpired, SwapRejected
+from domain.errors import SwapExpired, SwapPending, SwapRejected, TransientError
 from domain.events import (
     OrderBuilding,
     OrderConfirmed,
@@ -184,3 +184,34 @@ async def test_the_confirmation_carries_what_the_chain_says_the_swap_did() -> No
         Decimal("1.5"),
     )
     assert confirmed.explorer_url == f"https://explorer.test/tx/{confirmed.tx_hash}"
+
+
+async def test_a_swap_not_landed_yet_is_asked_again_later_without_spending_an_attempt() -> None:
+    rig = chain_rig()
+    oid = await rig.place()
+    await run_through(rig, oid, "submit")
+    before = len(await rig.events(oid))
+    rig.raydium.confirm_errors = [SwapPending("tx", retry_in_ms=500)]
+
+    outcome = await rig.execution.run("confirm", oid, 1, "confirm-1")
+
+    assert outcome == Outcome(defer_ms=500)
+    assert len(await rig.events(oid)) == before
+    assert rig.queue.sent[-1].step == "confirm" and rig.queue.sent[-1].delay_ms == 500
+
+
+async def test_an_rpc_failure_while_confirming_a_signed_swap_waits_instead_of_failing_the_order() -> None:
+    rig = chain_rig()
+    oid = await rig.place()
+    await run_through(rig, oid, "submit")
+    before = len(await rig.events(oid))
+    rig.raydium.confirm_errors = [TransientError("Solana RPC down")] * 5
+
+    for n in range(5):  # more than the attempts a retry would be allowed
+        outcome = await rig.execution.run("confirm", oid, 1, f"confirm-{n}")
+        assert outcome.defer_ms is not None and outcome.defer_ms > 0
+
+    assert len(await rig.events(oid)) == before
+    assert (await rig.state(oid)).status == "submitted"
+    await rig.execution.run("confirm", oid, 1, "confirm-last")
+    assert (await rig.state(oid)).status == "confirmed"
