@@ -47,6 +47,7 @@ from adapters.localnet.emulation import ChainClock, EmulatedProgram
 from adapters.localnet.execution import ExecutionResult, Executor, Mode
 from adapters.localnet.faults import Faults
 from adapters.localnet.history import PrioritizationFees, TransactionHistory, TransactionRecord
+from adapters.localnet.message_view import MessageRefused, resolve_message
 from adapters.localnet.token_accounts import (
     MINT_LEN,
     NATIVE_MINT,
@@ -202,7 +203,7 @@ class LocalChain:
         """Submit like sendTransaction; the signature, or an exception from the preflight."""
         self._sanitize(tx)
         signature = tx.signatures[0]
-        faulted = self.faults.drop_remaining > 0 or self.faults.hold_ms > 0
+        faulted = self.faults.active
         if not skip_preflight:
             if not all(tx.verify_with_results()):
                 raise SignatureVerificationFailed()
@@ -220,7 +221,7 @@ class LocalChain:
             preflight = self.simulate(tx)
             if preflight.err is not None:
                 raise PreflightFailure(preflight)
-        if self.faults.take_drop():
+        if self.faults.take_loss(signature) or self.faults.take_drop():
             return signature
         if self.faults.hold_ms > 0:
             self._held.append(_Held(self._monotonic() + self.faults.hold_ms / 1000, tx))
@@ -279,6 +280,14 @@ class LocalChain:
         """Land a sent transaction as a leader would, or drop it silently."""
         if not all(tx.verify_with_results()) or self._refusal(tx, check_blockhash=True) is not None:
             return
+        if self.faults.front_runs:
+            try:
+                view = resolve_message(tx.message, self._svm.get_account)  # type: ignore[arg-type]
+            except MessageRefused:
+                view = None
+            action = self.faults.take_front_run(set(view.writable_keys())) if view is not None else None
+            if action is not None:
+                action()
         result = self._executor.execute(tx, clock=self.clock, mode=Mode.LAND)
         if result.landed:
             self._record(tx.signatures[0], tx, result)

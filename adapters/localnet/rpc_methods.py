@@ -7,6 +7,8 @@ without data makes solders panic (`PanicException`, a BaseException).
 
 Admin methods (not Solana's; for tests and demos):
 - `localnet_dropNext [n]`: the next n sent transactions are accepted and never land.
+- `localnet_loseNext [n]`: the next n sent transactions, and every rebroadcast of them,
+  are accepted and never land (their blockhash expires unlanded).
 - `localnet_holdLanding [ms]`: each transaction sent from now on lands on the first slot
   at least `ms` after its send (0 switches it off).
 - `localnet_outage [ms]`: HTTP 503 to every non-admin request for `ms`.
@@ -123,6 +125,7 @@ class RpcMethods:
             "getMinimumBalanceForRentExemption": self._get_minimum_balance,
             "getFeeForMessage": self._get_fee_for_message,
             "localnet_dropNext": self._drop_next,
+            "localnet_loseNext": self._lose_next,
             "localnet_holdLanding": self._hold_landing,
             "localnet_outage": self._outage,
             "localnet_advanceSlots": self._advance_slots,
@@ -305,6 +308,10 @@ class RpcMethods:
     def _drop_next(self, params: list[Any]) -> Any:
         self._chain.drop_next(_int(params, 0))
         return {"dropNext": self._chain.faults.drop_remaining}
+
+    def _lose_next(self, params: list[Any]) -> Any:
+        self._chain.faults.lose_next(_int(params, 0))
+        return {"loseNext": self._chain.faults.lose_remaining}
 
     def _hold_landing(self, params: list[Any]) -> Any:
         self._chain.hold_landing(_int(params, 0))

@@ -114,8 +114,9 @@ def cpmm_swap_base_input(
 ) -> Instruction:
     """Raydium CPMM `swap_base_input`: discriminator, then amount_in and minimum_amount_out (u64 LE)."""
     keys = msgspec.structs.astuple(accounts)
-    metas = [AccountMeta(key, signer, writable)
-             for key, (signer, writable) in zip(keys, _CPMM_FLAGS, strict=True)]
+    metas = [
+        AccountMeta(key, signer, writable) for key, (signer, writable) in zip(keys, _CPMM_FLAGS, strict=True)
+    ]
     data = CPMM_SWAP_BASE_INPUT + _SWAP_ARGS.pack(amount_in, minimum_amount_out)
     return Instruction(program_id, data, metas)
 
@@ -138,8 +139,12 @@ def parse_cpmm_swap(ix: Instruction) -> ParsedCpmmSwap:
     if len(metas) < CPMM_SWAP_ACCOUNTS:
         raise InstructionParseError(3005, f"swap_base_input needs 13 accounts, got {len(metas)}")
     accounts = CpmmSwapAccounts(*(meta.pubkey for meta in metas[:CPMM_SWAP_ACCOUNTS]))
-    return ParsedCpmmSwap(CpmmSwapArgs(amount_in, minimum_amount_out), accounts,
-                          metas[:CPMM_SWAP_ACCOUNTS], metas[CPMM_SWAP_ACCOUNTS:])
+    return ParsedCpmmSwap(
+        CpmmSwapArgs(amount_in, minimum_amount_out),
+        accounts,
+        metas[:CPMM_SWAP_ACCOUNTS],
+        metas[CPMM_SWAP_ACCOUNTS:],
+    )
 
 
 # ---- Meteora DAMM v2 -------------------------------------------------------------------------------------
@@ -199,7 +204,8 @@ def damm_v2_swap(accounts: DammV2SwapAccounts, amount_in: int, minimum_amount_ou
         AccountMeta(accounts.token_a_program, False, False),
         AccountMeta(accounts.token_b_program, False, False),
         # The referral account receives its fee share; an absent one is the read-only program id.
-        AccountMeta(METEORA_DAMM_V2_PROGRAM_ID, False, False) if referral is None
+        AccountMeta(METEORA_DAMM_V2_PROGRAM_ID, False, False)
+        if referral is None
         else AccountMeta(referral, False, True),
         AccountMeta(accounts.event_authority, False, False),
         AccountMeta(accounts.program, False, False),
@@ -247,8 +253,9 @@ def parse_damm_v2_swap(ix: Instruction) -> ParsedDammV2Swap:
         event_authority=keys[12],
         program=keys[13],
     )
-    return ParsedDammV2Swap(args, accounts, is_swap2, metas[:DAMM_V2_SWAP_ACCOUNTS],
-                            metas[DAMM_V2_SWAP_ACCOUNTS:])
+    return ParsedDammV2Swap(
+        args, accounts, is_swap2, metas[:DAMM_V2_SWAP_ACCOUNTS], metas[DAMM_V2_SWAP_ACCOUNTS:]
+    )
 
 
 # ---- wrapped SOL and token housekeeping ------------------------------------------------------------------
@@ -303,8 +310,9 @@ def unwrap_sol(owner: Pubkey, destination: Pubkey | None = None) -> list[Instruc
     return [close_account(associated_token_address(owner, WSOL_MINT), destination or owner, owner)]
 
 
-def compute_budget_instructions(unit_limit: int | None = None, micro_lamports_per_unit: int | None = None
-                                ) -> list[Instruction]:
+def compute_budget_instructions(
+    unit_limit: int | None = None, micro_lamports_per_unit: int | None = None
+) -> list[Instruction]:
     """SetComputeUnitLimit (data [2] + u32) and SetComputeUnitPrice ([3] + u64), either or both."""
     instructions = []
     if unit_limit is not None:

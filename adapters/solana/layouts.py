@@ -150,16 +150,37 @@ def decode_cpmm_pool_state(data: bytes) -> CpmmPoolState:
 
 def encode_cpmm_pool_state(state: CpmmPoolState) -> bytes:
     owed = state.fees_owed
-    keys = (state.amm_config, state.pool_creator, state.token_0_vault, state.token_1_vault, state.lp_mint,
-            state.token_0_mint, state.token_1_mint, state.token_0_program, state.token_1_program,
-            state.observation_key)
+    keys = (
+        state.amm_config,
+        state.pool_creator,
+        state.token_0_vault,
+        state.token_1_vault,
+        state.lp_mint,
+        state.token_0_mint,
+        state.token_1_mint,
+        state.token_0_program,
+        state.token_1_program,
+        state.observation_key,
+    )
     return _CPMM_POOL.pack(
-        CPMM_POOL_STATE, *(bytes(key) for key in keys),
-        state.auth_bump, state.status, state.lp_mint_decimals, state.mint_0_decimals, state.mint_1_decimals,
-        state.lp_supply, owed.protocol_fees_token_0, owed.protocol_fees_token_1, owed.fund_fees_token_0,
-        owed.fund_fees_token_1, state.open_time, state.recent_epoch,
-        state.creator_fee_on, int(state.enable_creator_fee),
-        owed.creator_fees_token_0, owed.creator_fees_token_1,
+        CPMM_POOL_STATE,
+        *(bytes(key) for key in keys),
+        state.auth_bump,
+        state.status,
+        state.lp_mint_decimals,
+        state.mint_0_decimals,
+        state.mint_1_decimals,
+        state.lp_supply,
+        owed.protocol_fees_token_0,
+        owed.protocol_fees_token_1,
+        owed.fund_fees_token_0,
+        owed.fund_fees_token_1,
+        state.open_time,
+        state.recent_epoch,
+        state.creator_fee_on,
+        int(state.enable_creator_fee),
+        owed.creator_fees_token_0,
+        owed.creator_fees_token_1,
     )
 
 
@@ -189,24 +210,49 @@ def decode_cpmm_amm_config(data: bytes) -> CpmmAmmConfig:
     )
     if disable > 1:  # a Borsh account: its bool must be 0 or 1
         raise LayoutError(f"Raydium CPMM AmmConfig: bool byte {disable}")
-    return CpmmAmmConfig(bump, disable == 1, index, trade, protocol, fund, create_fee,
-                         Pubkey.from_bytes(protocol_owner), Pubkey.from_bytes(fund_owner), creator)
+    return CpmmAmmConfig(
+        bump,
+        disable == 1,
+        index,
+        trade,
+        protocol,
+        fund,
+        create_fee,
+        Pubkey.from_bytes(protocol_owner),
+        Pubkey.from_bytes(fund_owner),
+        creator,
+    )
 
 
 def encode_cpmm_amm_config(config: CpmmAmmConfig) -> bytes:
     return _CPMM_CONFIG.pack(
-        CPMM_AMM_CONFIG, config.bump, int(config.disable_create_pool), config.index, config.trade_fee_rate,
-        config.protocol_fee_rate, config.fund_fee_rate, config.create_pool_fee, bytes(config.protocol_owner),
-        bytes(config.fund_owner), config.creator_fee_rate,
+        CPMM_AMM_CONFIG,
+        config.bump,
+        int(config.disable_create_pool),
+        config.index,
+        config.trade_fee_rate,
+        config.protocol_fee_rate,
+        config.fund_fee_rate,
+        config.create_pool_fee,
+        bytes(config.protocol_owner),
+        bytes(config.fund_owner),
+        config.creator_fee_rate,
     )
 
 
-def cpmm_curve_inputs(state: CpmmPoolState, config: CpmmAmmConfig, vault_0_amount: int,
-                      vault_1_amount: int) -> tuple[CpmmPool, CpmmFees]:
+def cpmm_curve_inputs(
+    state: CpmmPoolState, config: CpmmAmmConfig, vault_0_amount: int, vault_1_amount: int
+) -> tuple[CpmmPool, CpmmFees]:
     """What `domain.curves.cpmm.swap_base_input` needs, from the accounts and vault balances."""
     pool = CpmmPool(vault_0_amount, vault_1_amount, state.fees_owed, state.status, state.open_time)
-    fees = CpmmFees(config.trade_fee_rate, config.protocol_fee_rate, config.fund_fee_rate,
-                    config.creator_fee_rate, state.creator_fee_on, state.enable_creator_fee)
+    fees = CpmmFees(
+        config.trade_fee_rate,
+        config.protocol_fee_rate,
+        config.fund_fee_rate,
+        config.creator_fee_rate,
+        state.creator_fee_on,
+        state.enable_creator_fee,
+    )
     return pool, fees
 
 
@@ -246,20 +292,31 @@ def decode_cpmm_observation_state(data: bytes) -> CpmmObservationState:
         for ts, cum_0, cum_1 in _OBSERVATION.iter_unpack(data[_OBSERVATIONS_AT:_LAST_UPDATE_AT])
     )
     (last_update,) = struct.unpack_from("<Q", data, _LAST_UPDATE_AT)
-    return CpmmObservationState(initialized != 0, index, Pubkey.from_bytes(pool_id), observations,
-                                last_update)
+    return CpmmObservationState(
+        initialized != 0, index, Pubkey.from_bytes(pool_id), observations, last_update
+    )
 
 
 def encode_cpmm_observation_state(state: CpmmObservationState) -> bytes:
     if len(state.observations) != CPMM_OBSERVATION_COUNT:
         raise LayoutError(f"ObservationState holds {CPMM_OBSERVATION_COUNT} observations")
     buffer = bytearray(CPMM_OBSERVATION_STATE_SIZE)
-    _OBSERVATION_HEAD.pack_into(buffer, 0, CPMM_OBSERVATION_STATE, int(state.initialized),
-                                state.observation_index, bytes(state.pool_id))
+    _OBSERVATION_HEAD.pack_into(
+        buffer,
+        0,
+        CPMM_OBSERVATION_STATE,
+        int(state.initialized),
+        state.observation_index,
+        bytes(state.pool_id),
+    )
     for i, obs in enumerate(state.observations):
-        _OBSERVATION.pack_into(buffer, _OBSERVATIONS_AT + i * _OBSERVATION.size, obs.block_timestamp,
-                               obs.cumulative_token_0_price_x32.to_bytes(16, "little"),
-                               obs.cumulative_token_1_price_x32.to_bytes(16, "little"))
+        _OBSERVATION.pack_into(
+            buffer,
+            _OBSERVATIONS_AT + i * _OBSERVATION.size,
+            obs.block_timestamp,
+            obs.cumulative_token_0_price_x32.to_bytes(16, "little"),
+            obs.cumulative_token_1_price_x32.to_bytes(16, "little"),
+        )
     struct.pack_into("<Q", buffer, _LAST_UPDATE_AT, state.last_update_timestamp)
     return bytes(buffer)
 
@@ -357,11 +414,16 @@ def _encode_base_fee(buffer: bytearray, fee: BaseFee) -> None:
     if isinstance(fee, TimeSchedulerFee):
         params = _TIME_SCHEDULER.pack(fee.number_of_period, fee.period_frequency, fee.reduction_factor)
     elif isinstance(fee, RateLimiterFee):
-        params = _RATE_LIMITER.pack(fee.fee_increment_bps, fee.max_limiter_duration, fee.max_fee_bps,
-                                    fee.reference_amount)
+        params = _RATE_LIMITER.pack(
+            fee.fee_increment_bps, fee.max_limiter_duration, fee.max_fee_bps, fee.reference_amount
+        )
     elif isinstance(fee, MarketCapSchedulerFee):
-        params = _MARKET_CAP.pack(fee.number_of_period, fee.sqrt_price_step_bps,
-                                  fee.scheduler_expiration_duration, fee.reduction_factor)
+        params = _MARKET_CAP.pack(
+            fee.number_of_period,
+            fee.sqrt_price_step_bps,
+            fee.scheduler_expiration_duration,
+            fee.reduction_factor,
+        )
     else:
         params = fee.params
     buffer[_BLOB_PARAMS_AT:40] = params
@@ -393,11 +455,24 @@ def _decode_dynamic_fee(data: bytes) -> DynamicFee:
 
 
 def _encode_dynamic_fee(buffer: bytearray, fee: DynamicFee) -> None:
-    _DYNAMIC_HEAD.pack_into(buffer, 56, fee.initialized, fee.max_volatility_accumulator,
-                            fee.variable_fee_control, fee.bin_step, fee.filter_period, fee.decay_period,
-                            fee.reduction_factor, fee.last_update_timestamp)
-    for offset, value in ((88, fee.bin_step_u128), (104, fee.sqrt_price_reference),
-                          (120, fee.volatility_accumulator), (136, fee.volatility_reference)):
+    _DYNAMIC_HEAD.pack_into(
+        buffer,
+        56,
+        fee.initialized,
+        fee.max_volatility_accumulator,
+        fee.variable_fee_control,
+        fee.bin_step,
+        fee.filter_period,
+        fee.decay_period,
+        fee.reduction_factor,
+        fee.last_update_timestamp,
+    )
+    for offset, value in (
+        (88, fee.bin_step_u128),
+        (104, fee.sqrt_price_reference),
+        (120, fee.volatility_accumulator),
+        (136, fee.volatility_reference),
+    ):
         _put(buffer, offset, value, 16)
 
 
@@ -475,17 +550,38 @@ def encode_damm_v2_pool(pool: DammV2PoolAccount) -> bytes:
     struct.pack_into("<H", buffer, 54, fees.compounding_fee_bps)
     _encode_dynamic_fee(buffer, fees.dynamic_fee)
     _put(buffer, 152, fees.init_sqrt_price, 16)
-    for offset, key in ((168, pool.token_a_mint), (200, pool.token_b_mint), (232, pool.token_a_vault),
-                        (264, pool.token_b_vault), (296, pool.whitelisted_vault), (648, pool.creator)):
+    for offset, key in (
+        (168, pool.token_a_mint),
+        (200, pool.token_b_mint),
+        (232, pool.token_a_vault),
+        (264, pool.token_b_vault),
+        (296, pool.whitelisted_vault),
+        (648, pool.creator),
+    ):
         _put_key(buffer, offset, key)
-    for offset, value in ((360, pool.liquidity), (424, pool.sqrt_min_price), (440, pool.sqrt_max_price),
-                          (456, pool.sqrt_price), (552, pool.permanent_lock_liquidity),
-                          (568, pool.total_lp_a_fee), (584, pool.total_lp_b_fee)):
+    for offset, value in (
+        (360, pool.liquidity),
+        (424, pool.sqrt_min_price),
+        (440, pool.sqrt_max_price),
+        (456, pool.sqrt_price),
+        (552, pool.permanent_lock_liquidity),
+        (568, pool.total_lp_a_fee),
+        (584, pool.total_lp_b_fee),
+    ):
         _put(buffer, offset, value, 16)
     struct.pack_into("<QQ", buffer, 392, pool.protocol_a_fee, pool.protocol_b_fee)
     struct.pack_into("<Q", buffer, 472, pool.activation_point)
-    _POOL_FLAGS.pack_into(buffer, 480, pool.activation_type, pool.pool_status, pool.token_a_flag,
-                          pool.token_b_flag, pool.collect_fee_mode, pool.pool_type, pool.fee_version)
+    _POOL_FLAGS.pack_into(
+        buffer,
+        480,
+        pool.activation_type,
+        pool.pool_status,
+        pool.token_a_flag,
+        pool.token_b_flag,
+        pool.collect_fee_mode,
+        pool.pool_type,
+        pool.fee_version,
+    )
     _put(buffer, 488, pool.fee_a_per_liquidity, 32)
     _put(buffer, 520, pool.fee_b_per_liquidity, 32)
     struct.pack_into("<QQ", buffer, 600, pool.total_protocol_a_fee, pool.total_protocol_b_fee)
@@ -503,10 +599,12 @@ def apply_damm_v2_swap(pool: DammV2PoolAccount, result: DammV2SwapResult) -> Dam
     """
     on_a = result.fees_on_token_a
     protocol = (pool.protocol_a_fee if on_a else pool.protocol_b_fee) + result.protocol_fee
-    per_liquidity = (pool.fee_a_per_liquidity if on_a else pool.fee_b_per_liquidity) + \
-        result.fee_per_liquidity_delta
-    lp_total = (pool.total_lp_a_fee if on_a else pool.total_lp_b_fee) + result.claiming_fee + \
-        result.compounding_fee
+    per_liquidity = (
+        pool.fee_a_per_liquidity if on_a else pool.fee_b_per_liquidity
+    ) + result.fee_per_liquidity_delta
+    lp_total = (
+        (pool.total_lp_a_fee if on_a else pool.total_lp_b_fee) + result.claiming_fee + result.compounding_fee
+    )
     protocol_total = (pool.total_protocol_a_fee if on_a else pool.total_protocol_b_fee) + result.protocol_fee
     if protocol > U64_MAX or protocol_total > U64_MAX or per_liquidity > U256_MAX or lp_total >= 1 << 128:
         raise METEORA_DAMM_V2_ERRORS.error("MathOverflow")

@@ -280,6 +280,7 @@ class OnChainDex:
             raise TransientError(f"{self.name}: {signature} landed but the node cannot return it yet")
         meta = found.transaction.meta
         pool = self._pool(terms.token_in, terms.token_out)
+        await self._layout(pool)  # the mints' decimals (a fresh process has not read them yet)
         mint_in, mint_out = pool.mint_of(terms.token_in), pool.mint_of(terms.token_out)
         wallet = self.wallet.pubkey()
         fee = int(meta.fee)
@@ -434,10 +435,17 @@ def _instructions_of(tx: VersionedTransaction) -> list[Instruction]:
 
 def _units(raw: int, decimals: int) -> Decimal:
     with localcontext(prec=60):
-        return (Decimal(raw) / Decimal(10**decimals)).normalize() if raw else Decimal(0)
+        return _plain(Decimal(raw) / Decimal(10**decimals))
 
 
 def _decimal(value: Fraction) -> Decimal:
     """A ratio to 18 significant digits: more than any price or fee shown needs."""
     with localcontext(prec=18):
-        return (Decimal(value.numerator) / Decimal(value.denominator)).normalize()
+        return _plain(Decimal(value.numerator) / Decimal(value.denominator))
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros, and written out in full (150, not 1.5E+2)."""
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else normal

@@ -47,7 +47,7 @@ class PoolConfigError(ValueError):
     """The pools file is missing or wrong; the message names the file and the entry."""
 
 
-class PoolEntry(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class PoolEntry(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     pair: str
     venue: Venue
     address: str

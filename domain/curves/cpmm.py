@@ -157,8 +157,9 @@ class _Curve(msgspec.Struct, frozen=True):
     creator_fee: int
 
 
-def _curve_swap(amount: int, reserve_in: int, reserve_out: int, fees: CpmmFees, creator_rate: int,
-                on_input: bool) -> _Curve | None:
+def _curve_swap(
+    amount: int, reserve_in: int, reserve_out: int, fees: CpmmFees, creator_rate: int, on_input: bool
+) -> _Curve | None:
     """The fee split and the constant-product step; None where the program's Option is None."""
     trade_rate = fees.trade_fee_rate
     creator_fee = 0
@@ -200,8 +201,9 @@ def _curve_swap(amount: int, reserve_in: int, reserve_out: int, fees: CpmmFees, 
         output_amount = output_swapped - creator_fee
         if output_amount < 0:
             return None
-    return _Curve(input_less_fees, output_swapped, output_amount, trade_fee, protocol_fee, fund_fee,
-                  creator_fee)
+    return _Curve(
+        input_less_fees, output_swapped, output_amount, trade_fee, protocol_fee, fund_fee, creator_fee
+    )
 
 
 def _check_u64(name: str, value: int) -> None:

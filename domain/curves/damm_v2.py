@@ -267,8 +267,9 @@ def scheduler_fee_numerator(fee: TimeSchedulerFee, current_point: int, activatio
     return _fee_in_period(fee.cliff_fee_numerator, fee.reduction_factor, period)
 
 
-def rate_limiter_applies(fee: RateLimiterFee, current_point: int, activation_point: int,
-                         a_to_b: bool) -> bool:
+def rate_limiter_applies(
+    fee: RateLimiterFee, current_point: int, activation_point: int, a_to_b: bool
+) -> bool:
     """Whether the rate limiter prices this swap: a B→A swap within its window after activation."""
     if not (fee.reference_amount or fee.max_limiter_duration or fee.max_fee_bps or fee.fee_increment_bps):
         return False  # an all-zero limiter is off
@@ -306,8 +307,9 @@ def variable_fee_numerator(dynamic_fee: DynamicFee) -> int:
     return (v_fee + 99_999_999_999) // 100_000_000_000
 
 
-def fee_numerator(fees: DammV2Fees, *, fee_version: int, current_point: int, activation_point: int,
-                  a_to_b: bool) -> int:
+def fee_numerator(
+    fees: DammV2Fees, *, fee_version: int, current_point: int, activation_point: int, a_to_b: bool
+) -> int:
     """The total trading fee numerator (over 1e9): base + dynamic, capped by the pool's fee version."""
     if fee_version not in MAX_FEE_NUMERATOR:
         raise _error("InvalidPoolVersion")
@@ -397,8 +399,9 @@ def _concentrated_step(pool: DammV2Pool, amount: int, a_to_b: bool) -> tuple[int
         raise ProgramPanic("assert failed: sqrt_price > 0 and liquidity > 0")
     if a_to_b:
         # The next price rounds up so that the pool never gives away more B than it should.
-        next_price = sqrt_price if amount == 0 else _ceil_div(liquidity * sqrt_price,
-                                                               liquidity + amount * sqrt_price)
+        next_price = (
+            sqrt_price if amount == 0 else _ceil_div(liquidity * sqrt_price, liquidity + amount * sqrt_price)
+        )
         if next_price > U128_MAX:
             raise _error("TypeCastFailed")
         if next_price < pool.sqrt_min_price:
@@ -458,12 +461,14 @@ def _dynamic_fee_before(dynamic_fee: DynamicFee, sqrt_price: int, now: int) -> D
         reference //= MAX_BASIS_POINT
     else:
         reference = 0
-    return msgspec.structs.replace(dynamic_fee, sqrt_price_reference=sqrt_price,
-                                   volatility_reference=reference)
+    return msgspec.structs.replace(
+        dynamic_fee, sqrt_price_reference=sqrt_price, volatility_reference=reference
+    )
 
 
-def _dynamic_fee_after(dynamic_fee: DynamicFee, old_sqrt_price: int, new_sqrt_price: int,
-                       now: int) -> DynamicFee:
+def _dynamic_fee_after(
+    dynamic_fee: DynamicFee, old_sqrt_price: int, new_sqrt_price: int, now: int
+) -> DynamicFee:
     """`update_post_swap`: the accumulator grows with the bins crossed from the reference; the
     timestamp moves only when the price crossed a bin."""
     delta = _delta_bin_id(dynamic_fee.bin_step_u128, new_sqrt_price, dynamic_fee.sqrt_price_reference)
@@ -492,8 +497,9 @@ def fee_mode(collect_fee_mode: int, a_to_b: bool) -> tuple[bool, bool]:
     raise _error("TypeCastFailed")
 
 
-def check_can_swap(pool: DammV2Pool, *, slot: int, unix_timestamp: int,
-                   payer_is_whitelisted_vault: bool = False) -> None:
+def check_can_swap(
+    pool: DammV2Pool, *, slot: int, unix_timestamp: int, payer_is_whitelisted_vault: bool = False
+) -> None:
     """The pool's access rule: enabled, and activated (the whitelisted vault may come in early)."""
     if pool.activation_type == ACTIVATION_BY_SLOT:
         current_point, buffer = slot, SLOT_BUFFER
@@ -529,16 +535,18 @@ def swap_exact_in(
     """
     if not 0 <= amount_in <= U64_MAX or not 0 <= minimum_amount_out <= U64_MAX:
         raise ValueError("amount_in and minimum_amount_out must be u64")
-    check_can_swap(pool, slot=slot, unix_timestamp=unix_timestamp,
-                   payer_is_whitelisted_vault=payer_is_whitelisted_vault)
+    check_can_swap(
+        pool, slot=slot, unix_timestamp=unix_timestamp, payer_is_whitelisted_vault=payer_is_whitelisted_vault
+    )
     if pool.layout_version not in (0, 1):
         raise _error("TypeCastFailed")
     if pool.layout_version == 0:
         if pool.collect_fee_mode not in (0, 1, 2):
             raise _error("TypeCastFailed")
         reserve_a, reserve_b = reserves_from_curve(pool)
-        pool = msgspec.structs.replace(pool, token_a_amount=reserve_a, token_b_amount=reserve_b,
-                                       layout_version=1)
+        pool = msgspec.structs.replace(
+            pool, token_a_amount=reserve_a, token_b_amount=reserve_b, layout_version=1
+        )
     if amount_in == 0:
         raise _error("AmountIsZero")
     now = unix_timestamp % (1 << 64)
@@ -578,8 +586,11 @@ def swap_exact_in(
     if pool.liquidity == 0:  # only a compounding pool gets here with none (shl_div_256 → None)
         raise _error("MathOverflow")
     fee_per_liquidity_delta = (split.claiming << 128) // pool.liquidity
-    gross_out = amount_out if fees_on_input else amount_out + split.claiming + split.compounding + \
-        split.protocol + split.referral
+    gross_out = (
+        amount_out
+        if fees_on_input
+        else amount_out + split.claiming + split.compounding + split.protocol + split.referral
+    )
     if a_to_b:
         token_a, token_b = pool.token_a_amount + curve_in, pool.token_b_amount - gross_out
     else:

@@ -70,8 +70,7 @@ def test_cpmm_output_stays_below_the_output_reserve(case: CpmmCase) -> None:
 
 @EXAMPLES
 @given(cpmm_swaps(), st.integers(min_value=1, max_value=10**12))
-def test_cpmm_output_never_falls_as_the_input_grows(case: CpmmCase,
-                                                    extra: int) -> None:
+def test_cpmm_output_never_falls_as_the_input_grows(case: CpmmCase, extra: int) -> None:
     pool, fees, amount, zero_for_one = case
     assert cpmm_out(pool, fees, amount + extra, zero_for_one) >= cpmm_out(pool, fees, amount, zero_for_one)
 
@@ -128,8 +127,7 @@ def test_damm_v2_output_stays_below_the_output_reserve(case: DammCase) -> None:
 
 @EXAMPLES
 @given(damm_swaps(), st.integers(min_value=1, max_value=10**12))
-def test_damm_v2_output_never_falls_as_the_input_grows(case: DammCase,
-                                                       extra: int) -> None:
+def test_damm_v2_output_never_falls_as_the_input_grows(case: DammCase, extra: int) -> None:
     token_a, token_b, fees, amount, a_to_b, mode = case
     bigger = damm_gross_out(token_a, token_b, fees, amount + extra, a_to_b, mode)
     assert bigger >= damm_gross_out(*case)

@@ -84,8 +84,9 @@ def test_creator_fee_on_input_is_one_ceil_over_both_rates_split_by_floor() -> No
 
 
 def test_creator_fee_on_output_when_only_the_output_token_collects_it() -> None:
-    fees = msgspec.structs.replace(FEES, creator_fee_rate=500, enable_creator_fee=True,
-                                   creator_fee_on=CREATOR_FEE_ON_ONLY_TOKEN_1)
+    fees = msgspec.structs.replace(
+        FEES, creator_fee_rate=500, enable_creator_fee=True, creator_fee_on=CREATOR_FEE_ON_ONLY_TOKEN_1
+    )
     result = swap_base_input(POOL, fees, 10_000_000, zero_for_one=True, unix_timestamp=NOW)
     # curve out 19_752_964; creator ceil(19_752_964 × 500 / 1e6) = ceil(9876.48) = 9_877
     assert (result.creator_fee, result.amount_out) == (9_877, 19_743_087)
@@ -94,8 +95,9 @@ def test_creator_fee_on_output_when_only_the_output_token_collects_it() -> None:
 
 
 def test_only_token_0_mode_charges_a_one_for_zero_swap_on_its_output() -> None:
-    fees = msgspec.structs.replace(FEES, creator_fee_rate=500, enable_creator_fee=True,
-                                   creator_fee_on=CREATOR_FEE_ON_ONLY_TOKEN_0)
+    fees = msgspec.structs.replace(
+        FEES, creator_fee_rate=500, enable_creator_fee=True, creator_fee_on=CREATOR_FEE_ON_ONLY_TOKEN_0
+    )
     result = swap_base_input(POOL, fees, 10_000_000, zero_for_one=False, unix_timestamp=NOW)
     # curve out 4_962_748 (token 0); creator ceil(4_962_748 × 500 / 1e6) = ceil(2481.37) = 2_482
     assert (result.creator_fee, result.amount_out) == (2_482, 4_960_266)
@@ -134,15 +136,17 @@ def test_swap_exactly_at_open_time_is_allowed() -> None:
 
 def test_minimum_out_one_above_the_output_exceeds_slippage() -> None:
     with pytest.raises(ProgramError) as failure:
-        swap_base_input(POOL, FEES, 10_000_000, zero_for_one=True, unix_timestamp=NOW,
-                        minimum_amount_out=19_752_965)
+        swap_base_input(
+            POOL, FEES, 10_000_000, zero_for_one=True, unix_timestamp=NOW, minimum_amount_out=19_752_965
+        )
     assert (failure.value.code, failure.value.name) == (6005, "ExceededSlippage")
     assert str(failure.value) == "ExceededSlippage (6005): Exceeds desired slippage limit"
 
 
 def test_minimum_out_equal_to_the_output_passes() -> None:
-    result = swap_base_input(POOL, FEES, 10_000_000, zero_for_one=True, unix_timestamp=NOW,
-                             minimum_amount_out=19_752_964)
+    result = swap_base_input(
+        POOL, FEES, 10_000_000, zero_for_one=True, unix_timestamp=NOW, minimum_amount_out=19_752_964
+    )
     assert result.amount_out == 19_752_964
 
 
@@ -179,8 +183,9 @@ def test_an_empty_reserve_panics_like_the_program() -> None:
 
 
 def test_both_token_mode_charges_the_creator_fee_on_input_in_either_direction() -> None:
-    fees = msgspec.structs.replace(FEES, creator_fee_rate=500, enable_creator_fee=True,
-                                   creator_fee_on=CREATOR_FEE_ON_BOTH_TOKEN)
+    fees = msgspec.structs.replace(
+        FEES, creator_fee_rate=500, enable_creator_fee=True, creator_fee_on=CREATOR_FEE_ON_BOTH_TOKEN
+    )
     result = swap_base_input(POOL, fees, 10_000_000, zero_for_one=False, unix_timestamp=NOW)
     assert result.creator_fee_on_input
     assert result.fees_owed.creator_fees_token_1 == 5_000

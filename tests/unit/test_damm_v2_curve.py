@@ -41,12 +41,25 @@ FEES = DammV2Fees(TimeSchedulerFee(cliff_fee_numerator=2_500_000))
 NOW = 1_700_000_000
 
 
-def swap(pool: DammV2Pool = POOL, fees: DammV2Fees = FEES, amount_in: int = 10**9, a_to_b: bool = True,
-         slot: int = 1, minimum_amount_out: int = 0, payer_is_whitelisted_vault: bool = False
-         ) -> DammV2SwapResult:
-    return swap_exact_in(pool, fees, amount_in, a_to_b, slot=slot, unix_timestamp=NOW,
-                         minimum_amount_out=minimum_amount_out,
-                         payer_is_whitelisted_vault=payer_is_whitelisted_vault)
+def swap(
+    pool: DammV2Pool = POOL,
+    fees: DammV2Fees = FEES,
+    amount_in: int = 10**9,
+    a_to_b: bool = True,
+    slot: int = 1,
+    minimum_amount_out: int = 0,
+    payer_is_whitelisted_vault: bool = False,
+) -> DammV2SwapResult:
+    return swap_exact_in(
+        pool,
+        fees,
+        amount_in,
+        a_to_b,
+        slot=slot,
+        unix_timestamp=NOW,
+        minimum_amount_out=minimum_amount_out,
+        payer_is_whitelisted_vault=payer_is_whitelisted_vault,
+    )
 
 
 def refused(**kwargs: Any) -> ProgramError:
@@ -133,9 +146,15 @@ def test_only_b_a_to_b_takes_the_fee_from_the_b_output() -> None:
 
 
 def test_compounding_pool_prices_on_reserves_and_keeps_its_compounding_share_in_b() -> None:
-    pool = DammV2Pool(sqrt_price=0, liquidity=10**20, sqrt_min_price=0, sqrt_max_price=(1 << 128) - 1,
-                      collect_fee_mode=COLLECT_FEE_COMPOUNDING, token_a_amount=10**12,
-                      token_b_amount=2 * 10**12)
+    pool = DammV2Pool(
+        sqrt_price=0,
+        liquidity=10**20,
+        sqrt_min_price=0,
+        sqrt_max_price=(1 << 128) - 1,
+        collect_fee_mode=COLLECT_FEE_COMPOUNDING,
+        token_a_amount=10**12,
+        token_b_amount=2 * 10**12,
+    )
     fees = msgspec.structs.replace(FEES, protocol_fee_percent=20, compounding_fee_bps=5_000)
     result = swap_exact_in(pool, fees, 10**9, True, slot=1, unix_timestamp=NOW)
     # out 2e12 × 1e9 // (1e12 + 1e9) = 1_998_001_998; fee ceil(0.25%) = 4_995_005: protocol 999_001,
@@ -212,8 +231,7 @@ def test_tracked_reserves_that_cannot_cover_the_output_overflow() -> None:
 def test_layout_version_zero_recomputes_the_reserves_from_the_curve_first() -> None:
     pool = msgspec.structs.replace(POOL, token_a_amount=0, token_b_amount=0, layout_version=0)
     result = swap(pool=pool)
-    assert (result.token_a_amount, result.token_b_amount) == (
-        10**15 + 10**9, 15 * 10**13 - 149_999_850)
+    assert (result.token_a_amount, result.token_b_amount) == (10**15 + 10**9, 15 * 10**13 - 149_999_850)
 
 
 def test_unknown_fee_version_is_invalid_pool_version() -> None:
@@ -228,8 +246,13 @@ def test_fee_is_capped_by_the_fee_version() -> None:
 
 # ---- base fee schedules ---------------------------------------------------------------------------------
 
-EXPONENTIAL = TimeSchedulerFee(cliff_fee_numerator=500_000_000, number_of_period=120, period_frequency=60,
-                               reduction_factor=265, base_fee_mode=BASE_FEE_TIME_EXPONENTIAL)
+EXPONENTIAL = TimeSchedulerFee(
+    cliff_fee_numerator=500_000_000,
+    number_of_period=120,
+    period_frequency=60,
+    reduction_factor=265,
+    base_fee_mode=BASE_FEE_TIME_EXPONENTIAL,
+)
 BASE = ONE_Q64 - (265 << 64) // 10_000  # 1 − 2.65% in Q64
 
 
@@ -262,8 +285,9 @@ def test_pow_q64_of_a_base_above_one_inverts_and_back() -> None:
 
 
 def test_linear_scheduler_subtracts_the_reduction_per_period() -> None:
-    linear = TimeSchedulerFee(cliff_fee_numerator=100_000_000, number_of_period=10, period_frequency=10,
-                              reduction_factor=1_000_000)
+    linear = TimeSchedulerFee(
+        cliff_fee_numerator=100_000_000, number_of_period=10, period_frequency=10, reduction_factor=1_000_000
+    )
     assert scheduler_fee_numerator(linear, 35, 0) == 97_000_000
     assert scheduler_fee_numerator(linear, 10_000, 0) == 90_000_000
 
@@ -274,15 +298,29 @@ def test_scheduler_fee_is_used_at_the_swap_point() -> None:
 
 
 def test_rate_limiter_in_its_window_on_a_b_to_a_swap_is_unsupported() -> None:
-    fees = DammV2Fees(RateLimiterFee(2_500_000, fee_increment_bps=10, max_limiter_duration=100,
-                                     max_fee_bps=5_000, reference_amount=10**9))
+    fees = DammV2Fees(
+        RateLimiterFee(
+            2_500_000,
+            fee_increment_bps=10,
+            max_limiter_duration=100,
+            max_fee_bps=5_000,
+            reference_amount=10**9,
+        )
+    )
     with pytest.raises(UnsupportedPool):
         swap(fees=fees, a_to_b=False, amount_in=10**8, slot=50)
 
 
 def test_rate_limiter_that_cannot_apply_is_the_cliff_fee() -> None:
-    fees = DammV2Fees(RateLimiterFee(2_500_000, fee_increment_bps=10, max_limiter_duration=100,
-                                     max_fee_bps=5_000, reference_amount=10**9))
+    fees = DammV2Fees(
+        RateLimiterFee(
+            2_500_000,
+            fee_increment_bps=10,
+            max_limiter_duration=100,
+            max_fee_bps=5_000,
+            reference_amount=10**9,
+        )
+    )
     assert swap(fees=fees, a_to_b=True, slot=50).amount_out == 149_624_850
     after_window = swap(fees=fees, a_to_b=False, amount_in=10**8, slot=101)
     assert after_window.amount_out == 664_999_555
@@ -299,10 +337,19 @@ def test_unknown_base_fee_mode_is_invalid_base_fee_mode() -> None:
 
 # ---- dynamic fee ----------------------------------------------------------------------------------------
 
-DYNAMIC = DynamicFee(initialized=1, max_volatility_accumulator=14_460_000, variable_fee_control=1_913,
-                     bin_step=1, filter_period=10, decay_period=120, reduction_factor=5_000,
-                     last_update_timestamp=NOW - 5, bin_step_u128=1_844_674_407_370_955,
-                     sqrt_price_reference=S, volatility_accumulator=100_000)
+DYNAMIC = DynamicFee(
+    initialized=1,
+    max_volatility_accumulator=14_460_000,
+    variable_fee_control=1_913,
+    bin_step=1,
+    filter_period=10,
+    decay_period=120,
+    reduction_factor=5_000,
+    last_update_timestamp=NOW - 5,
+    bin_step_u128=1_844_674_407_370_955,
+    sqrt_price_reference=S,
+    volatility_accumulator=100_000,
+)
 
 
 def test_dynamic_fee_adds_the_rounded_up_variable_fee_of_the_stored_accumulator() -> None:
@@ -320,8 +367,12 @@ def test_dynamic_fee_accumulates_the_bins_crossed_from_the_reference() -> None:
 
 
 def test_dynamic_fee_after_the_filter_period_moves_the_reference_and_decays_volatility() -> None:
-    fees = msgspec.structs.replace(FEES, dynamic_fee=msgspec.structs.replace(
-        DYNAMIC, last_update_timestamp=NOW - 60, sqrt_price_reference=S + 10**15))
+    fees = msgspec.structs.replace(
+        FEES,
+        dynamic_fee=msgspec.structs.replace(
+            DYNAMIC, last_update_timestamp=NOW - 60, sqrt_price_reference=S + 10**15
+        ),
+    )
     result = swap(fees=fees, amount_in=10**12)
     # reference := s; volatility_reference := 100_000 × 5000 / 10_000 = 50_000; + 18 bins
     assert result.dynamic_fee.sqrt_price_reference == S

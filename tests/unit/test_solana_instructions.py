@@ -95,31 +95,42 @@ def test_associated_token_address_matches_solana_py() -> None:
     owner = Pubkey.from_string("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM")
     assert associated_token_address(owner, WSOL_MINT) == get_associated_token_address(owner, WSOL_MINT)
     assert associated_token_address(owner, WSOL_MINT, TOKEN_2022_PROGRAM_ID) == get_associated_token_address(
-        owner, WSOL_MINT, TOKEN_2022_PROGRAM_ID)
+        owner, WSOL_MINT, TOKEN_2022_PROGRAM_ID
+    )
 
 
 def test_program_errors_decode_with_program_name_and_message() -> None:
     assert decode_program_error(RAYDIUM_CPMM_PROGRAM_ID, 6005) == (
-        "Raydium CPMM: ExceededSlippage (6005): Exceeds desired slippage limit")
+        "Raydium CPMM: ExceededSlippage (6005): Exceeds desired slippage limit"
+    )
     assert decode_program_error(METEORA_DAMM_V2_PROGRAM_ID, 6002) == (
-        "Meteora DAMM v2: ExceededSlippage (6002): Exceeded slippage tolerance")
+        "Meteora DAMM v2: ExceededSlippage (6002): Exceeded slippage tolerance"
+    )
     devnet = decode_program_error(RAYDIUM_CPMM_DEVNET_PROGRAM_ID, 6000)
     assert devnet == "Raydium CPMM: NotApproved (6000): Not approved"
 
 
 def test_framework_codes_below_6000_decode_as_anchor_errors() -> None:
     assert decode_program_error(METEORA_DAMM_V2_PROGRAM_ID, 3005) == (
-        "Meteora DAMM v2: AccountNotEnoughKeys (3005): Not enough account keys given to the instruction")
+        "Meteora DAMM v2: AccountNotEnoughKeys (3005): Not enough account keys given to the instruction"
+    )
     assert decode_program_error(RAYDIUM_CPMM_PROGRAM_ID, 2505).startswith(
-        "Raydium CPMM: RequireGtViolated (2505)")
+        "Raydium CPMM: RequireGtViolated (2505)"
+    )
 
 
 def test_spl_token_errors_follow_the_enum_order() -> None:
     assert decode_program_error(TOKEN_PROGRAM_ID, 1) == (
-        "SPL Token: InsufficientFunds (1): Insufficient funds")
+        "SPL Token: InsufficientFunds (1): Insufficient funds"
+    )
     names = [SPL_TOKEN_ERROR_TABLE[code][0] for code in (0, 3, 4, 17, 18)]
-    assert names == ["NotRentExempt", "MintMismatch", "OwnerMismatch", "AccountFrozen",
-                     "MintDecimalsMismatch"]
+    assert names == [
+        "NotRentExempt",
+        "MintMismatch",
+        "OwnerMismatch",
+        "AccountFrozen",
+        "MintDecimalsMismatch",
+    ]
     assert decode_program_error(TOKEN_2022_PROGRAM_ID, 4).startswith("Token-2022: OwnerMismatch (4)")
 
 

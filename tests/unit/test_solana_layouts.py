@@ -53,7 +53,11 @@ def put_u128(buffer: bytearray, offset: int, value: int) -> None:
 
 def test_account_discriminators_are_the_programs_bytes() -> None:
     assert (CPMM_POOL_STATE, CPMM_AMM_CONFIG, CPMM_OBSERVATION_STATE, DAMM_V2_POOL) == (
-        POOL_STATE_DISC, AMM_CONFIG_DISC, OBSERVATION_DISC, DAMM_POOL_DISC)
+        POOL_STATE_DISC,
+        AMM_CONFIG_DISC,
+        OBSERVATION_DISC,
+        DAMM_POOL_DISC,
+    )
 
 
 # ---- Raydium CPMM ----------------------------------------------------------------------------------------
@@ -74,11 +78,19 @@ def hand_built_pool_state() -> bytes:
 def test_cpmm_pool_state_decodes_the_documented_offsets() -> None:
     state = decode_cpmm_pool_state(hand_built_pool_state())
     assert (state.amm_config, state.token_0_vault, state.token_1_mint, state.observation_key) == (
-        key(1), key(3), key(7), key(10))
+        key(1),
+        key(3),
+        key(7),
+        key(10),
+    )
     assert (state.auth_bump, state.status, state.mint_0_decimals, state.lp_supply) == (255, 4, 6, 1_000)
     assert state.fees_owed == CpmmFeesOwed(3_000, 30, 1_000, 10, 77, 88)
     assert (state.open_time, state.recent_epoch, state.creator_fee_on, state.enable_creator_fee) == (
-        1_700_000_000, 800, 2, True)
+        1_700_000_000,
+        800,
+        2,
+        True,
+    )
 
 
 def test_cpmm_pool_state_round_trips() -> None:
@@ -123,8 +135,13 @@ def test_cpmm_amm_config_with_a_non_boolean_flag_is_refused() -> None:
 
 
 def test_cpmm_accounts_feed_the_curve_the_reports_example() -> None:
-    state = msgspec.structs.replace(decode_cpmm_pool_state(hand_built_pool_state()), status=0, open_time=0,
-                                    fees_owed=CpmmFeesOwed(), enable_creator_fee=False)
+    state = msgspec.structs.replace(
+        decode_cpmm_pool_state(hand_built_pool_state()),
+        status=0,
+        open_time=0,
+        fees_owed=CpmmFeesOwed(),
+        enable_creator_fee=False,
+    )
     config = msgspec.structs.replace(decode_cpmm_amm_config(hand_built_amm_config()), creator_fee_rate=0)
     pool, fees = cpmm_curve_inputs(state, config, 1_000_000_000, 2_000_000_000)
     result = swap_base_input(pool, fees, 10_000_000, zero_for_one=True, unix_timestamp=1)
@@ -158,7 +175,8 @@ def test_new_cpmm_observation_state_is_uninitialized_with_its_pool() -> None:
     assert len(data) == 4075 and data[:8] == OBSERVATION_DISC and data[8] == 0
     assert data[11:43] == bytes(key(5)) and not any(data[43:])
     assert decode_cpmm_observation_state(data) == CpmmObservationState(
-        False, 0, key(5), tuple(CpmmObservation() for _ in range(100)))
+        False, 0, key(5), tuple(CpmmObservation() for _ in range(100))
+    )
 
 
 # ---- Meteora DAMM v2 -------------------------------------------------------------------------------------
@@ -200,14 +218,23 @@ def test_damm_v2_pool_decodes_the_documented_offsets() -> None:
     pool = decode_damm_v2_pool(bytes(hand_built_damm_pool()))
     assert pool.pool_fees.base_fee == TimeSchedulerFee(2_500_000, 120, 60, 265, base_fee_mode=1)
     assert (pool.pool_fees.protocol_fee_percent, pool.pool_fees.referral_fee_percent) == (20, 20)
-    assert pool.pool_fees.dynamic_fee == DynamicFee(1, 14_460_000, 1_913, 1, 10, 120, 5_000, 1_699_999_000,
-                                                    1_844_674_407_370_955, S, 11, 12)
+    assert pool.pool_fees.dynamic_fee == DynamicFee(
+        1, 14_460_000, 1_913, 1, 10, 120, 5_000, 1_699_999_000, 1_844_674_407_370_955, S, 11, 12
+    )
     assert pool.pool_fees.init_sqrt_price == S
     assert (pool.token_a_mint, pool.token_b_mint, pool.token_a_vault, pool.token_b_vault) == (
-        key(1), key(2), key(3), key(4))
+        key(1),
+        key(2),
+        key(3),
+        key(4),
+    )
     assert (pool.liquidity, pool.sqrt_price, pool.protocol_a_fee, pool.protocol_b_fee) == (L, S, 41, 42)
     assert (pool.activation_point, pool.activation_type, pool.pool_status, pool.collect_fee_mode) == (
-        1_000, 1, 0, 1)
+        1_000,
+        1,
+        0,
+        1,
+    )
     assert (pool.fee_version, pool.fee_a_per_liquidity, pool.fee_b_per_liquidity) == (1, 2**200 + 3, 9)
     assert (pool.total_lp_a_fee, pool.total_protocol_a_fee, pool.total_protocol_b_fee) == (500, 60, 70)
     assert (pool.token_a_amount, pool.token_b_amount, pool.layout_version) == (10**15, 15 * 10**13, 1)
@@ -245,8 +272,9 @@ def test_damm_v2_pool_with_the_config_discriminator_is_refused() -> None:
 
 def test_damm_v2_swap_applied_to_the_account_moves_fees_reserves_and_price() -> None:
     decoded = decode_damm_v2_pool(bytes(hand_built_damm_pool()))
-    constant_fee = msgspec.structs.replace(decoded.pool_fees, base_fee=TimeSchedulerFee(2_500_000),
-                                           dynamic_fee=DynamicFee())
+    constant_fee = msgspec.structs.replace(
+        decoded.pool_fees, base_fee=TimeSchedulerFee(2_500_000), dynamic_fee=DynamicFee()
+    )
     account = msgspec.structs.replace(decoded, pool_fees=constant_fee, activation_point=0, collect_fee_mode=0)
     result = swap_exact_in(account.curve_pool(), account.pool_fees, 10**9, True, slot=5, unix_timestamp=5)
     assert result.amount_out == 149_624_850
@@ -273,8 +301,16 @@ def test_token_account_decodes_options_and_amounts_at_their_offsets() -> None:
     struct.pack_into("<IQ", data, 109, 1, 2_039_280)
     struct.pack_into("<Q", data, 121, 1_000)
     account = decode_token_account(bytes(data))
-    assert account == TokenAccount(key(1), key(2), 5_000_000, delegate=key(3), state=1, is_native=2_039_280,
-                                   delegated_amount=1_000, close_authority=None)
+    assert account == TokenAccount(
+        key(1),
+        key(2),
+        5_000_000,
+        delegate=key(3),
+        state=1,
+        is_native=2_039_280,
+        delegated_amount=1_000,
+        close_authority=None,
+    )
     assert encode_token_account(account) == bytes(data)
 
 
