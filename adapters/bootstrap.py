@@ -28,6 +28,8 @@ from adapters.redis_limiter import ExecutionLimiter
 from adapters.redis_pipelining import AutoPipelinedRedis
 from adapters.redis_rate_limit import RateLimiter
 from adapters.settings import Settings
+from adapters.solana.rpc import ChainRpc
+from adapters.solana.venues import make_onchain_venues
 from adapters.step_queue import DramatiqStepQueue
 from domain.ports import Dex
 from domain.services.cancelling import Cancellation
@@ -67,6 +69,8 @@ class Engine:
     submission_rate: RateLimiter
     market: RedisMarket
     dexes: dict[str, Dex]
+    # The Solana RPC client of the on-chain venues (USE_REAL_DEVNET=true), closed at exit.
+    chain: ChainRpc | None
     orders: PostgresOrderFinder
     placement: Placement
     cancellation: Cancellation
@@ -87,6 +91,8 @@ class Engine:
         await self.database.open()
 
     async def close(self) -> None:
+        if self.chain is not None:
+            await self.chain.close()
         for client in self._blocking_clients:
             await client.aclose()
         await self.redis.aclose()
@@ -135,12 +141,17 @@ def bootstrap(settings: Settings, *, role: str = "engine", pool_min: int = 1, po
         burst=settings.order_rate_burst,
     )
     market = RedisMarket(redis, layout)
-    dexes = make_dexes(settings, redis, layout, market)
+    chain: ChainRpc | None = None
+    if settings.use_real_devnet:
+        dexes, chain = make_onchain_venues(settings)
+    else:
+        dexes = make_dexes(settings, redis, layout, market)
     orders = PostgresOrderFinder(database.pool)
     policy = ExecutionPolicy(
         max_attempts=settings.max_retries,
         backoff_base_ms=settings.backoff_base_ms,
         quote_timeout_s=settings.quote_timeout_ms / 1000,
+        max_reissues=settings.solana_max_reissues,
     )
     return Engine(
         settings=settings,
@@ -153,6 +164,7 @@ def bootstrap(settings: Settings, *, role: str = "engine", pool_min: int = 1, po
         submission_rate=rate,
         market=market,
         dexes=dexes,
+        chain=chain,
         orders=orders,
         placement=Placement(store, queue, rate, utc_now),
         cancellation=Cancellation(store, utc_now),
@@ -186,7 +198,7 @@ async def operator_database(url: str) -> AsyncIterator[Database]:
 def make_dexes(
     settings: Settings, redis: aioredis.Redis, layout: RedisLayout, market: RedisMarket
 ) -> dict[str, Dex]:
-    """The venues to quote: the mock ones (USE_REAL_DEVNET is refused until real ones exist)."""
+    """The mock venues (USE_REAL_DEVNET=false)."""
     rng = random.Random(settings.mock_seed)
     failures = mock_dex.FailurePlan(
         rate=settings.mock_fail_rate, first_n=settings.mock_fail_first_n, rng=random.Random(rng.random())

@@ -4,7 +4,7 @@
   Meteora `p*(0.97+r*0.05)` fee 0.2%, where `p` is the market's current price
   (adapters/market.py; the reference price without one); each reports its
   pool's tokenIn reserve.
-- a swap (submit then confirm) takes 2–3 s in all and settles within 0.5% of the
+- a swap (sign, send, then confirm) takes 2–3 s in all and settles within 0.5% of the
   quoted output. The mock is stateless between submit and confirm: the duration
   and the fill are derived from the transaction hash, so a confirm can run in any
   worker process.
@@ -28,7 +28,7 @@ from solders.signature import Signature
 from adapters.redis_layout import RedisLayout
 from domain.errors import NoPool, TransientError
 from domain.events import Quote
-from domain.ports import SwapReceipt
+from domain.ports import SignedSwap, SwapPlan, SwapReceipt, SwapTerms
 from domain.routing import expected_out
 from domain.tokens import TOKENS, reference_price
 
@@ -150,48 +150,44 @@ class MockDex:
             liquidity=reserve_in.quantize(Decimal("1e-6")),
         )
 
-    async def submit(
-        self,
-        order_id: str,
-        quote: Quote,
-        amount: Decimal,
-        min_out: Decimal,
-        idempotency_key: str | None = None,
-    ) -> str:
+    async def plan(self, terms: SwapTerms) -> SwapPlan:
+        """The mock has no compute budget to size and never runs out of funds."""
+        return SwapPlan()
+
+    async def sign(self, terms: SwapTerms, idempotency_key: str) -> SignedSwap:
+        # Like a signed Solana transaction, the same key always yields the same signature,
+        # and the "chain" executes a signature once: re-sending cannot swap twice.
+        return SignedSwap(signature=str(Signature(hashlib.sha512(idempotency_key.encode()).digest())))
+
+    async def send(self, swap: SignedSwap, terms: SwapTerms) -> None:
         if self.failures.should_fail():
             await self._sleep_ms(self._rng.uniform(*self.quote_ms))
             raise TransientError(f"{self.name}: RPC error sending transaction (injected failure)")
-        # Like a signed Solana transaction, the same key always yields the same signature,
-        # and the "chain" executes a signature once: re-sending cannot swap twice.
-        seed = (
-            hashlib.sha512(idempotency_key.encode()).digest() if idempotency_key else self._rng.randbytes(64)
-        )
-        tx_hash = str(Signature(seed))
         if self.ledger is not None:
-            await self.ledger.execute(order_id, tx_hash)
-        await self._sleep_ms(float(self._duration_ms(tx_hash) * _SUBMIT_SHARE))
-        return tx_hash
+            await self.ledger.execute(terms.order_id, swap.signature)
+        await self._sleep_ms(float(self._duration_ms(swap.signature) * _SUBMIT_SHARE))
 
     def explorer_url(self, tx_hash: str) -> str | None:
         return self.explorer_tx_url.replace("{tx_hash}", tx_hash) if self.explorer_tx_url else None
 
-    async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
+    async def confirm(self, swap: SignedSwap, terms: SwapTerms) -> SwapReceipt:
+        tx_hash = swap.signature
         await self._sleep_ms(float(self._duration_ms(tx_hash) * (1 - _SUBMIT_SHARE)))
         # Fill: up to 0.5% below the quoted output, fixed by the hash.
         shortfall = Decimal(_unit(tx_hash, "fill")) * Decimal("0.005")
-        out = (expected_out(quote, amount) * (1 - shortfall)).quantize(Decimal("1e-12"))
+        out = (expected_out(terms.quote, terms.amount) * (1 - shortfall)).quantize(Decimal("1e-12"))
         return SwapReceipt(
             tx_hash=tx_hash,
-            executed_price=(out / amount).quantize(Decimal("1e-12")),
+            executed_price=(out / terms.amount).quantize(Decimal("1e-12")),
             amount_out=out,
         )
 
-    async def execute_swap(
-        self, order_id: str, quote: Quote, amount: Decimal, min_out: Decimal
-    ) -> SwapReceipt:
-        """The brief's `executeSwap`: submit and wait for the settlement (2–3 s)."""
-        tx_hash = await self.submit(order_id, quote, amount, min_out)
-        return await self.confirm(tx_hash, quote, amount, min_out)
+    async def execute_swap(self, terms: SwapTerms, idempotency_key: str | None = None) -> SwapReceipt:
+        """The brief's `executeSwap`: sign, send and wait for the settlement (2–3 s)."""
+        key = idempotency_key or self._rng.randbytes(16).hex()
+        swap = await self.sign(terms, key)
+        await self.send(swap, terms)
+        return await self.confirm(swap, terms)
 
     def _duration_ms(self, tx_hash: str) -> Decimal:
         low, high = self.swap_ms

@@ -75,9 +75,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     max_retries: Annotated[int, Meta(ge=1, le=100)] = 3
     # Retry delays are capped at 60 s (domain/backoff.py): a larger base means nothing more.
     backoff_base_ms: Annotated[int, Meta(ge=0, le=60_000)] = 500
+    # Trade on chain (Raydium CPMM and Meteora DAMM v2 through DEVNET_RPC_URL) instead of the
+    # mock; the pools come from SOLANA_POOLS_FILE and the swaps are signed by WALLET_PRIVATE_KEY.
     use_real_devnet: bool = False
     devnet_rpc_url: str = "https://api.devnet.solana.com"
+    # base58 secret key or a JSON byte array (solana-keygen's file); never logged.
     wallet_private_key: Annotated[str | None, Meta(extra={SECRET: True})] = None
+    # The pools to trade (docs/devnet.md); default DATA_DIR/localnet/pools.json, where
+    # `orderengine localnet` writes the local chain's.
+    solana_pools_file: Path | None = None
+    solana_commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+    solana_rpc_timeout_ms: Annotated[int, Meta(ge=100, le=120_000)] = 10_000
+    # Priority fee (micro-lamports per compute unit): the recent fees' 75th percentile for
+    # the pool's accounts, at least the floor and at most the cap.
+    solana_priority_fee_floor: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 0
+    solana_priority_fee_cap: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 200_000
+    # The compute-unit limit is the simulation's units times this.
+    solana_compute_unit_headroom: Annotated[Decimal, dec(ge="1", le="4")] = Decimal("1.3")
+    # How long one confirm step waits for a landing before it hands back and asks again later.
+    solana_confirm_timeout_ms: Annotated[int, Meta(ge=100, le=300_000)] = 20_000
+    solana_poll_interval_ms: Annotated[int, Meta(ge=10, le=10_000)] = 500
+    solana_rebroadcast_interval_ms: Annotated[int, Meta(ge=100, le=60_000)] = 2_000
+    # A swap whose blockhash expired unlanded is signed again at most this many times.
+    solana_max_reissues: Annotated[int, Meta(ge=0, le=20)] = 3
+    solana_explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # "console" (readable lines) or "json" (one JSON object per line).
     log_format: Literal["console", "json"] = "console"
@@ -167,6 +188,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     __str__ = __repr__
 
     @property
+    def pools_path(self) -> Path:
+        return self.solana_pools_file or self.data_dir / "localnet" / "pools.json"
+
+    @property
     def metrics_path(self) -> Path:
         return self.metrics_dir or self.data_dir / "metrics"
 
@@ -243,11 +268,14 @@ def _heartbeat(s: Settings) -> str | None:
     # A worker's heartbeat is its polls and acks: an idle poll or a busy step longer than
     # half the timeout would make a live worker look dead and its messages run twice.
     quiet = max(Decimal(s.worker_idle_ms), longest_mock_delay_ms(s))
+    if s.use_real_devnet:
+        quiet = max(quiet, Decimal(s.solana_confirm_timeout_ms))
     if s.worker_heartbeat_timeout_ms >= 2 * quiet:
         return None
     return (
         f"WORKER_HEARTBEAT_TIMEOUT_MS={s.worker_heartbeat_timeout_ms} must be at least twice the "
-        f"longer of WORKER_IDLE_MS and the longest mock delay ({quiet.normalize():f} ms)"
+        f"longest a step may wait: WORKER_IDLE_MS, the longest mock delay, or with USE_REAL_DEVNET "
+        f"SOLANA_CONFIRM_TIMEOUT_MS ({quiet.normalize():f} ms)"
     )
 
 
@@ -300,11 +328,52 @@ def _explorer_url(s: Settings) -> str | None:
     return f"MOCK_EXPLORER_TX_URL must contain {{tx_hash}} (or be empty for no link), got {url!r}"
 
 
-@_rule("use_real_devnet")
-def _devnet(s: Settings) -> str | None:
+@_rule("use_real_devnet", "wallet_private_key")
+def _wallet(s: Settings) -> str | None:
     if not s.use_real_devnet:
         return None
-    return "USE_REAL_DEVNET=true is not available yet: only the mock DEX is built"
+    from adapters.solana.wallet import WalletKeyError, load_keypair
+
+    if not s.wallet_private_key:
+        return "USE_REAL_DEVNET=true needs WALLET_PRIVATE_KEY (base58 secret key or a JSON byte array)"
+    try:
+        load_keypair(s.wallet_private_key)
+    except WalletKeyError as exc:
+        return str(exc)
+    return None
+
+
+@_rule("use_real_devnet", "solana_pools_file", "data_dir")
+def _pools(s: Settings) -> str | None:
+    if not s.use_real_devnet:
+        return None
+    from adapters.solana.pool_config import PoolConfigError, load_pool_book
+
+    try:
+        book = load_pool_book(s.pools_path)
+    except PoolConfigError as exc:
+        return str(exc)
+    if not book.pools:
+        return f"SOLANA_POOLS_FILE {s.pools_path} lists no pools"
+    return None
+
+
+@_rule("solana_explorer_tx_url")
+def _solana_explorer_url(s: Settings) -> str | None:
+    if not s.solana_explorer_tx_url or "{tx_hash}" in s.solana_explorer_tx_url:
+        return None
+    url = s.solana_explorer_tx_url
+    return f"SOLANA_EXPLORER_TX_URL must contain {{tx_hash}} (or be empty for no link), got {url!r}"
+
+
+@_rule("solana_priority_fee_floor", "solana_priority_fee_cap")
+def _priority_fees(s: Settings) -> str | None:
+    if s.solana_priority_fee_floor <= s.solana_priority_fee_cap:
+        return None
+    return (
+        f"SOLANA_PRIORITY_FEE_FLOOR={s.solana_priority_fee_floor} must not exceed "
+        f"SOLANA_PRIORITY_FEE_CAP={s.solana_priority_fee_cap}"
+    )
 
 
 # --- Reading the environment ---------------------------------------------------------

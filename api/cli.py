@@ -105,10 +105,16 @@ def _launch(settings: Settings, token: str) -> int:
     return 0
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, localnet_port: int | None = None) -> int:
     from api.supervisor import run_engine
 
-    return run_engine(settings)
+    return run_engine(settings, localnet_port=localnet_port)
+
+
+def _localnet(settings: Settings, port: int, slot_ms: int) -> int:
+    from adapters.localnet.runner import run_localnet
+
+    return run_localnet(settings, port=port, slot_ms=slot_ms)
 
 
 COMMANDS = {
@@ -123,8 +129,29 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orderengine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, description=help_text)
+    parsers = {
+        name: sub.add_parser(name, help=help_text, description=help_text)
+        for name, (_, help_text) in COMMANDS.items()
+    }
+    parsers["run"].add_argument(
+        "--localnet",
+        action="store_true",
+        help="also run a local Solana chain (orderengine localnet) and trade on it (USE_REAL_DEVNET=true)",
+    )
+    parsers["run"].add_argument("--localnet-port", type=int, default=8899, help="its RPC port (default 8899)")
+    localnet = sub.add_parser(
+        "localnet",
+        help="run a local Solana chain with test pools (Raydium CPMM, Meteora DAMM v2) on 127.0.0.1",
+        description=(
+            "Run a local Solana chain on 127.0.0.1 (LiteSVM, with the two pool programs emulated), fund "
+            "the wallet of WALLET_PRIVATE_KEY, create the test pools and write their addresses to "
+            "SOLANA_POOLS_FILE (default DATA_DIR/localnet/pools.json). See docs/devnet.md."
+        ),
+    )
+    localnet.add_argument("--port", type=int, default=8899, help="RPC port (default 8899)")
+    localnet.add_argument(
+        "--slot-ms", type=int, default=400, help="one slot every this many ms (default 400)"
+    )
     launch = sub.add_parser(
         "launch",
         help="launch a token in the mock market (its sniper orders fire)",
@@ -150,6 +177,19 @@ def main(argv: list[str] | None = None) -> int:
         apply_migrations(settings.database_url)  # idempotent; serialised by an advisory lock
     if args.command == "launch":
         return _launch(settings, args.token)
+    if args.command == "localnet":
+        if not 1 <= args.port <= 65_535 or not 1 <= args.slot_ms <= 60_000:
+            print("orderengine: --port must be 1-65535 and --slot-ms 1-60000", file=sys.stderr)
+            return 2
+        return _localnet(settings, args.port, args.slot_ms)
+    if args.command == "run":
+        if not 1 <= args.localnet_port <= 65_535:
+            print("orderengine: --localnet-port must be 1-65535", file=sys.stderr)
+            return 2
+        try:
+            return _run(settings, args.localnet_port if args.localnet else None)
+        except KeyboardInterrupt:
+            return 130
     if getattr(args, "handler", None) is not None:
         return operator_cli.run(settings, args)
     try:

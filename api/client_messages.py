@@ -32,6 +32,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapReissued,
     SwapRequested,
 )
 from domain.order import status_of
@@ -41,16 +42,24 @@ class _Wire(msgspec.Struct, rename="camel", gc=False):
     """Base of the wire types: camelCase keys; never in a reference cycle, so untracked by the GC."""
 
 
-class QuoteDetails(_Wire):
+class _WireExtended(_Wire, omit_defaults=True):
+    """A wire type whose trailing optional fields (the on-chain venues' facts) are left out
+    when unset, so the mock's messages keep exactly the keys they always had."""
+
+
+class QuoteDetails(_WireExtended):
     dex: str
     price: Decimal
     fee: Decimal
     liquidity: Decimal
     expected_out: Decimal
+    price_impact: Decimal | None = None
+    pool: str | None = None
+    slot: int | None = None
 
     @classmethod
     def of(cls, q: Quote) -> QuoteDetails:
-        return cls(q.dex, q.price, q.fee, q.liquidity, q.expected_out)
+        return cls(q.dex, q.price, q.fee, q.liquidity, q.expected_out, q.price_impact, q.pool, q.slot)
 
 
 class PendingDetails(_Wire):
@@ -91,12 +100,14 @@ class RoutingDetails(_Wire):
     reason: str
 
 
-class BuildingDetails(_Wire):
+class BuildingDetails(_WireExtended):
     dex: str
     expected_out: Decimal
     min_out: Decimal
     actions: list[str]
     quote: QuoteDetails | None
+    compute_units: int | None = None
+    priority_fee: int | None = None
 
 
 class SubmittedDetails(_Wire):
@@ -109,10 +120,22 @@ class SwapRequestedDetails(_Wire):
     dex: str
 
 
-class ConfirmedDetails(_Wire):
+class ConfirmedDetails(_WireExtended):
     tx_hash: str
     executed_price: Decimal
     amount_out: Decimal
+    slot: int | None = None
+    fee_paid: Decimal | None = None
+    amount_in: Decimal | None = None
+    explorer_url: str | None = None
+
+
+class ReissuedDetails(_Wire):
+    """The swap was signed again after its blockhash expired unlanded: the new txHash."""
+
+    tx_hash: str
+    replaces: str
+    reissue: int
 
 
 class RetryDetails(_Wire):
@@ -139,6 +162,7 @@ Details = (
     | SubmittedDetails
     | SwapRequestedDetails
     | ConfirmedDetails
+    | ReissuedDetails
     | RetryDetails
     | FailedDetails
 )
@@ -175,7 +199,24 @@ def _routing(e: OrderRouting) -> RoutingDetails:
 
 def _building(e: OrderBuilding) -> BuildingDetails:
     quote = QuoteDetails.of(e.quote) if e.quote else None
-    return BuildingDetails(e.dex, e.expected_out, e.min_out, e.actions, quote)
+    return BuildingDetails(
+        e.dex, e.expected_out, e.min_out, e.actions, quote, e.compute_units, e.priority_fee
+    )
+
+
+def _confirmed(e: OrderConfirmed) -> ConfirmedDetails:
+    return ConfirmedDetails(
+        e.tx_hash, e.executed_price, e.amount_out, e.slot, e.fee_paid, e.amount_in, e.explorer_url
+    )
+
+
+def client_status(event: Event) -> str:
+    """The lifecycle status a client sees for the event: a reissued swap is still submitted,
+    a scheduled retry is `retrying`."""
+    status = status_of(event)
+    if status is not None:
+        return status
+    return "submitted" if isinstance(event, SwapReissued) else "retrying"
 
 
 # Each event type's details, looked up by type (one dict lookup, not a chain of isinstance).
@@ -189,7 +230,8 @@ _DETAILS: dict[type[Event], Callable[[Any], Details]] = {
     OrderBuilding: _building,
     OrderSubmitted: lambda e: SubmittedDetails(e.dex, e.tx_hash, e.explorer_url),
     SwapRequested: lambda e: SwapRequestedDetails(e.dex),
-    OrderConfirmed: lambda e: ConfirmedDetails(e.tx_hash, e.executed_price, e.amount_out),
+    OrderConfirmed: _confirmed,
+    SwapReissued: lambda e: ReissuedDetails(e.signature, e.previous_signature, e.reissue),
     RetryScheduled: lambda e: RetryDetails(e.step, e.attempt, e.error, e.delay_ms),
     OrderFailed: lambda e: FailedDetails(e.step, e.error, e.attempts),
 }
@@ -216,7 +258,7 @@ def client_message(
 ) -> ClientMessage:
     return ClientMessage(
         order_id,
-        status_of(event) or "retrying",
+        client_status(event),
         timestamp,
         _DETAILS[type(event)](event),
         version,

@@ -69,8 +69,12 @@ class _StopRequest:
         return self.count > 1
 
 
-def run_engine(settings: Settings) -> int:
-    """Run the whole engine in the foreground until a signal or a failure; returns the exit code."""
+def run_engine(settings: Settings, *, localnet_port: int | None = None) -> int:
+    """Run the whole engine in the foreground until a signal or a failure; returns the exit code.
+
+    With `localnet_port`, a local Solana chain (`orderengine localnet`) runs beside it on that
+    port and the engine trades on it (USE_REAL_DEVNET=true, its pools file, the local wallet).
+    """
     stop = _StopRequest()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     servers: EmbeddedServers | None = None
@@ -104,6 +108,9 @@ def run_engine(settings: Settings) -> int:
             "REDIS_URL": redis_url,
             MULTIPROC_ENV: str(metrics_dir.path),
         }
+        if localnet_port is not None:
+            if not _start_localnet(settings, localnet_port, env, children, stop):
+                return 1
         for name in process_names(settings):
             children[name] = _spawn(name, env)
         return _supervise(settings, children, stop, env)
@@ -122,6 +129,63 @@ def run_engine(settings: Settings) -> int:
             print("Order engine stopped.", file=sys.stderr, flush=True)
 
 
+def _start_localnet(
+    settings: Settings,
+    port: int,
+    env: dict[str, str],
+    children: dict[str, subprocess.Popen[bytes]],
+    stop: _StopRequest,
+) -> bool:
+    """Start the local chain and point the engine's processes at it (False: it did not start)."""
+    from adapters.localnet.runner import local_wallet
+
+    _, secret = local_wallet(settings)  # created now, so the chain and the engine share it
+    url = f"http://127.0.0.1:{port}"
+    # The chain itself runs on the plain settings (its pools file does not exist before it).
+    _CHILD_ENV["localnet"] = {**env, "WALLET_PRIVATE_KEY": secret}
+    env.update(
+        USE_REAL_DEVNET="true",
+        DEVNET_RPC_URL=url,
+        WALLET_PRIVATE_KEY=secret,
+        SOLANA_POOLS_FILE=str(settings.pools_path),
+    )
+    _EXTRA_ARGS["localnet"] = ["--port", str(port)]
+    children["localnet"] = _spawn("localnet", env)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not stop.requested and time.monotonic() < deadline:
+        if children["localnet"].poll() is not None:
+            print(
+                "orderengine: the local chain did not start (is the port taken?)", file=sys.stderr, flush=True
+            )
+            return False
+        if _rpc_healthy(url):
+            print(f"Local chain ready: {url} (pools in {settings.pools_path})", flush=True)
+            return True
+        time.sleep(_POLL_S)
+    if not stop.requested:
+        print(f"orderengine: the local chain did not answer on {url}", file=sys.stderr, flush=True)
+    return False
+
+
+def _rpc_healthy(url: str) -> bool:
+    request = urllib.request.Request(
+        url,
+        data=b'{"jsonrpc":"2.0","id":1,"method":"getHealth"}',
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with _NO_PROXY_OPENER.open(request, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+# Arguments some children take besides their role (the local chain's port), and the
+# environment of a child that does not run on the engine's (the local chain).
+_EXTRA_ARGS: dict[str, list[str]] = {}
+_CHILD_ENV: dict[str, dict[str, str]] = {}
+
+
 def process_names(settings: Settings) -> list[str]:
     """The children to run: the API, WORKER_PROCESSES workers (worker, worker-2, …), the scheduler."""
     workers = ["worker"] + [f"worker-{n}" for n in range(2, settings.worker_processes + 1)]
@@ -137,8 +201,8 @@ def _spawn(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # child is asked to stop once (by the supervisor), not twice (by the terminal too).
     preexec = _die_with_parent(os.getpid()) if sys.platform == "linux" else None
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", _role(name)],
-        env=env,
+        [sys.executable, "-m", "api.cli", _role(name), *_EXTRA_ARGS.get(name, [])],
+        env=_CHILD_ENV.get(name, env),
         cwd=REPO_ROOT,
         process_group=0,
         preexec_fn=preexec,

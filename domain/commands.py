@@ -39,12 +39,30 @@ class BuildTransaction(Command, frozen=True, kw_only=True):
     """Build the swap; a limit order passes fresh quotes so its limit is checked again."""
 
     fresh_quotes: list[Quote] = []
+    # What the venue planned for the transaction (on-chain venues; None for the mock).
+    compute_units: int | None = None
+    priority_fee: int | None = None
 
 
 class RequestSwap(Command, frozen=True, kw_only=True):
-    """Record the intent to send the swap, before sending it."""
+    """Record the intent to send the swap (and its signed transaction), before sending it."""
 
     idempotency_key: str
+    signature: str | None = None
+    transaction: str | None = None
+    last_valid_block_height: int | None = None
+
+
+class ReissueSwap(Command, frozen=True, kw_only=True):
+    """Replace a signed swap that expired without landing by one signed on a fresh
+    blockhash; the order fails once it has been reissued `max_reissues` times."""
+
+    step: Step
+    previous_signature: str
+    signature: str
+    transaction: str
+    last_valid_block_height: int
+    max_reissues: int
 
 
 class RecordSubmission(Command, frozen=True, kw_only=True):
@@ -56,6 +74,10 @@ class RecordConfirmation(Command, frozen=True, kw_only=True):
     tx_hash: str
     executed_price: Decimal
     amount_out: Decimal
+    slot: int | None = None
+    fee_paid: Decimal | None = None
+    amount_in: Decimal | None = None
+    explorer_url: str | None = None
 
 
 class RecordAttemptFailure(Command, frozen=True, kw_only=True):

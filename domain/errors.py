@@ -59,6 +59,34 @@ class TransientError(EngineError):
     """A failure that may succeed if tried again (timeout, RPC error, no quotes)."""
 
 
+class SwapRejected(EngineError):
+    """The venue refused the swap for a reason retrying will not change (a program error such
+    as slippage exceeded, a disabled pool, a wallet without the funds). Not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SwapExpired(EngineError):
+    """The signed swap can no longer land (its blockhash's last valid height has passed) and
+    the chain has no record of it: it must be signed again to be sent."""
+
+    def __init__(self, signature: str) -> None:
+        super().__init__(f"transaction {signature} expired before it landed")
+        self.signature = signature
+
+
+class SwapPending(EngineError):
+    """The signed swap is still valid but has not landed yet: ask again after `retry_in_ms`.
+    Not a failure: the order waits, without spending an attempt, until the chain can say."""
+
+    def __init__(self, signature: str, retry_in_ms: int) -> None:
+        super().__init__(f"transaction {signature} has not landed yet")
+        self.signature = signature
+        self.retry_in_ms = retry_in_ms
+
+
 class IdempotencyKeyReused(DomainError):
     """The idempotency key already names an order with different terms."""
 

@@ -29,6 +29,15 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     fee: Decimal
     liquidity: Decimal
     expected_out: Decimal = Decimal(0)
+    # Set by a venue that prices an exact amount with its pool's own curve (the on-chain
+    # adapters): `expected_out` is then what the program pays for `quoted_amount`, and
+    # routing uses it as is instead of the constant-product estimate.
+    quoted_amount: Decimal | None = None
+    # Share of the output lost to the order's own size, against the spot price after fee.
+    price_impact: Decimal | None = None
+    # The pool the quote read, and the slot its state was read at (on-chain venues).
+    pool: str | None = None
+    slot: int | None = None
 
 
 class Event(msgspec.Struct, frozen=True, tag=True, kw_only=True):
@@ -76,14 +85,38 @@ class OrderBuilding(Event, frozen=True, kw_only=True):
     actions: list[str]
     # The fresh quote the swap is built on, when the build re-quoted (limit orders).
     quote: Quote | None = None
+    # On-chain venues: the compute-unit limit (from a simulation, with headroom) and the
+    # priority fee in micro-lamports per compute unit the transaction is built with.
+    compute_units: int | None = None
+    priority_fee: int | None = None
 
 
 class SwapRequested(Event, frozen=True, kw_only=True):
     """Recorded before the swap is sent: from here on the order can no longer be cancelled,
-    and a redelivered submit re-sends under the same idempotency key instead of swapping twice."""
+    and a redelivered submit re-sends under the same idempotency key instead of swapping twice.
+
+    On chain the swap is signed first: `signature` is its transaction's signature,
+    `transaction` the signed transaction (base64; public once sent, holds no secret) and
+    `last_valid_block_height` the height after which it can no longer land. A redelivered
+    submit or confirm re-sends exactly this transaction, so one order never lands twice."""
 
     dex: str
     idempotency_key: str
+    signature: str | None = None
+    transaction: str | None = None
+    last_valid_block_height: int | None = None
+
+
+class SwapReissued(Event, frozen=True, kw_only=True):
+    """The signed swap expired without landing (its blockhash's last valid height passed and
+    the chain has no record of its signature): it is signed again on a fresh blockhash. The
+    new signature is recorded before it is sent, like the first one."""
+
+    previous_signature: str
+    signature: str
+    transaction: str
+    last_valid_block_height: int
+    reissue: int
 
 
 class OrderSubmitted(Event, frozen=True, kw_only=True):
@@ -98,6 +131,12 @@ class OrderConfirmed(Event, frozen=True, kw_only=True):
     tx_hash: str
     executed_price: Decimal
     amount_out: Decimal
+    # On-chain venues: what the transaction really did, read from the chain: the slot it
+    # landed in, the fee it paid (SOL), the tokenIn it spent, and where to look it up.
+    slot: int | None = None
+    fee_paid: Decimal | None = None
+    amount_in: Decimal | None = None
+    explorer_url: str | None = None
 
 
 class RetryScheduled(Event, frozen=True, kw_only=True):
@@ -129,6 +168,7 @@ OrderEvent = (
     | OrderRouting
     | OrderBuilding
     | SwapRequested
+    | SwapReissued
     | OrderSubmitted
     | OrderConfirmed
     | RetryScheduled
@@ -146,6 +186,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderRouting,
         OrderBuilding,
         SwapRequested,
+        SwapReissued,
         OrderSubmitted,
         OrderConfirmed,
         RetryScheduled,

@@ -27,6 +27,7 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    ReissueSwap,
     RequestSwap,
     RouteOrder,
 )
@@ -46,6 +47,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapReissued,
     SwapRequested,
 )
 from domain.tokens import is_native_sol
@@ -103,6 +105,7 @@ STATUS_OF_EVENT: dict[type[Event], Status | None] = {
     OrderFailed: "failed",
     RetryScheduled: None,
     SwapRequested: None,
+    SwapReissued: None,
 }
 
 # Facts the engine records for itself; clients are not sent them.
@@ -129,9 +132,19 @@ class OrderState(msgspec.Struct, frozen=True, kw_only=True):
     actions: list[str] = []
     build_quote: Quote | None = None
     swap_key: str | None = None
+    # The signed transaction in flight (on-chain venues): what a re-send sends again.
+    signature: str | None = None
+    signed_transaction: str | None = None
+    last_valid_block_height: int | None = None
+    reissues: int = 0
+    compute_units: int | None = None
+    priority_fee: int | None = None
     tx_hash: str | None = None
     executed_price: Decimal | None = None
     amount_out: Decimal | None = None
+    slot: int | None = None
+    fee_paid: Decimal | None = None
+    amount_in_spent: Decimal | None = None
     attempts: int = 0
     last_error: str | None = None
     explorer_url: str | None = None
@@ -199,9 +212,25 @@ def evolve(state: OrderState, event: Event) -> OrderState:
                 actions=event.actions,
                 chosen_dex=event.dex,
                 build_quote=event.quote,
+                compute_units=event.compute_units,
+                priority_fee=event.priority_fee,
             )
         case SwapRequested():
-            changes.update(swap_key=event.idempotency_key)
+            changes.update(
+                swap_key=event.idempotency_key,
+                signature=event.signature,
+                signed_transaction=event.transaction,
+                last_valid_block_height=event.last_valid_block_height,
+            )
+        case SwapReissued():
+            changes.update(
+                signature=event.signature,
+                signed_transaction=event.transaction,
+                last_valid_block_height=event.last_valid_block_height,
+                reissues=event.reissue,
+            )
+            if state.status == "submitted":
+                changes.update(tx_hash=event.signature)
         case OrderSubmitted():
             changes.update(tx_hash=event.tx_hash, explorer_url=event.explorer_url)
         case OrderConfirmed():
@@ -209,7 +238,12 @@ def evolve(state: OrderState, event: Event) -> OrderState:
                 tx_hash=event.tx_hash,
                 executed_price=event.executed_price,
                 amount_out=event.amount_out,
+                slot=event.slot,
+                fee_paid=event.fee_paid,
+                amount_in_spent=event.amount_in,
             )
+            if event.explorer_url is not None:
+                changes.update(explorer_url=event.explorer_url)
         case RetryScheduled():
             changes.update(attempts=max(state.attempts, event.attempt + 1), last_error=event.error)
         case OrderFailed():
@@ -239,6 +273,10 @@ def decide(state: OrderState, command: Command) -> list[Event]:
         case RecordSubmission():
             _require(state, "building", "submit")
             assert state.chosen_dex is not None
+            if state.signature is not None and command.tx_hash != state.signature:
+                raise DomainError(
+                    f"submission is for {command.tx_hash}, but the order signed {state.signature}"
+                )
             link = command.explorer_url
             return [OrderSubmitted(dex=state.chosen_dex, tx_hash=command.tx_hash, explorer_url=link)]
         case RecordConfirmation():
@@ -271,7 +309,17 @@ def decide(state: OrderState, command: Command) -> list[Event]:
             if state.swap_key is not None:
                 raise DomainError("the swap was already requested")
             assert state.chosen_dex is not None
-            return [SwapRequested(dex=state.chosen_dex, idempotency_key=command.idempotency_key)]
+            return [
+                SwapRequested(
+                    dex=state.chosen_dex,
+                    idempotency_key=command.idempotency_key,
+                    signature=command.signature,
+                    transaction=command.transaction,
+                    last_valid_block_height=command.last_valid_block_height,
+                )
+            ]
+        case ReissueSwap():
+            return _reissue(state, command)
         case ExpireOrder():
             if state.status not in EXPIRABLE or state.expires_at is None:
                 raise InvalidTransition(state.status, "expire")
@@ -353,6 +401,36 @@ def _build(state: OrderState, cmd: BuildTransaction) -> list[Event]:
             min_out=routing.minimum_out(expected, state.slippage_tolerance),
             actions=actions,
             quote=quote,
+            compute_units=cmd.compute_units,
+            priority_fee=cmd.priority_fee,
+        )
+    ]
+
+
+def _reissue(state: OrderState, cmd: ReissueSwap) -> list[Event]:
+    if state.status not in ("building", "submitted") or state.swap_key is None:
+        raise InvalidTransition(state.status, "reissue the swap of")
+    if state.signature != cmd.previous_signature:
+        # Another copy of the step reissued it already: this one decided on a stale read.
+        raise DomainError(f"the swap in flight is {state.signature}, not {cmd.previous_signature}")
+    if state.reissues >= cmd.max_reissues:
+        return [
+            OrderFailed(
+                step=cmd.step,
+                error=(
+                    f"the transaction expired without landing {state.reissues + 1} times "
+                    f"(last {cmd.previous_signature}); gave up"
+                ),
+                attempts=max(state.attempts, 1),
+            )
+        ]
+    return [
+        SwapReissued(
+            previous_signature=cmd.previous_signature,
+            signature=cmd.signature,
+            transaction=cmd.transaction,
+            last_valid_block_height=cmd.last_valid_block_height,
+            reissue=state.reissues + 1,
         )
     ]
 
@@ -373,7 +451,17 @@ def _confirm(state: OrderState, cmd: RecordConfirmation) -> list[Event]:
                 attempts=max(state.attempts, 1),
             )
         ]
-    return [OrderConfirmed(tx_hash=cmd.tx_hash, executed_price=cmd.executed_price, amount_out=cmd.amount_out)]
+    return [
+        OrderConfirmed(
+            tx_hash=cmd.tx_hash,
+            executed_price=cmd.executed_price,
+            amount_out=cmd.amount_out,
+            slot=cmd.slot,
+            fee_paid=cmd.fee_paid,
+            amount_in=cmd.amount_in,
+            explorer_url=cmd.explorer_url,
+        )
+    ]
 
 
 def _attempt_failed(state: OrderState, cmd: RecordAttemptFailure) -> list[Event]:

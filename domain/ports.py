@@ -163,35 +163,76 @@ class Launches(Protocol):
     async def is_launched(self, token: str) -> bool: ...
 
 
+class SwapTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """One order's swap as the venue builds it: what goes in, the least that may come out,
+    the quote it was routed on, and (on chain) the compute budget the build planned."""
+
+    order_id: str
+    token_in: str
+    token_out: str
+    amount: Decimal
+    min_out: Decimal
+    quote: Quote
+    compute_units: int | None = None
+    priority_fee: int | None = None
+
+
+class SwapPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What the build step learnt from the venue: the compute-unit limit (from a simulation,
+    with headroom) and the priority fee (micro-lamports per unit). None where not applicable."""
+
+    compute_units: int | None = None
+    priority_fee: int | None = None
+
+
+class SignedSwap(msgspec.Struct, frozen=True, kw_only=True):
+    """A swap ready to send: its signature (the transaction id), and on chain the signed
+    transaction (base64) and the block height after which it can no longer land."""
+
+    signature: str
+    transaction: str | None = None
+    last_valid_block_height: int | None = None
+
+
 class SwapReceipt(msgspec.Struct, frozen=True, kw_only=True):
     tx_hash: str
     executed_price: Decimal
     amount_out: Decimal
+    # On chain: the slot it landed in, the fee it paid (SOL), the tokenIn it really spent.
+    slot: int | None = None
+    fee_paid: Decimal | None = None
+    amount_in: Decimal | None = None
 
 
 class Dex(Protocol):
-    """One venue: quote, then submit a swap, then confirm it."""
+    """One venue: quote; plan, sign, send and confirm a swap.
+
+    Errors: `TransientError` for what may work if tried again (RPC down, timeout);
+    `SwapRejected` for a refusal that will not change (a program error, too little funds);
+    `SwapExpired` when a signed swap can no longer land and never did.
+    """
 
     name: str
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote: ...
 
-    async def submit(
-        self,
-        order_id: str,
-        quote: Quote,
-        amount: Decimal,
-        min_out: Decimal,
-        idempotency_key: str | None = None,
-    ) -> str:
-        """Send the swap; returns its transaction hash. The same `idempotency_key` must
-        never swap twice (a re-send after a crash returns the first transaction)."""
+    async def plan(self, terms: SwapTerms) -> SwapPlan:
+        """Check the swap can be made (funds, pool) and size its compute budget; sends nothing."""
+        ...
+
+    async def sign(self, terms: SwapTerms, idempotency_key: str) -> SignedSwap:
+        """Build and sign the swap; sends nothing. The signature is recorded before `send`."""
+        ...
+
+    async def send(self, swap: SignedSwap, terms: SwapTerms) -> None:
+        """Send (or re-send) exactly this signed swap. Never swaps twice: a swap that already
+        landed is not sent again, and re-sending the same signature cannot land twice."""
         ...
 
     def explorer_url(self, tx_hash: str) -> str | None:
         """Where a person can look the transaction up (None: nowhere to link to)."""
         ...
 
-    async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
-        """Wait for the swap to settle; TransientError if it cannot tell yet."""
+    async def confirm(self, swap: SignedSwap, terms: SwapTerms) -> SwapReceipt:
+        """Wait for the swap to land and read what it did; TransientError if it cannot tell yet."""
         ...

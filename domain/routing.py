@@ -1,7 +1,8 @@
 """Routing math: what each DEX would really give, and which one to use.
 
-Output is computed on a constant-product pool whose tokenIn reserve is the
-quote's `liquidity`: `out = price * a * L / (L + a)` with `a = amount * (1 - fee)`.
+Output is the venue's own figure when it priced the exact amount on chain; otherwise it
+is computed on a constant-product pool whose tokenIn reserve is the quote's `liquidity`:
+`out = price * a * L / (L + a)` with `a = amount * (1 - fee)`.
 So a bigger order gets a worse average price, and a deeper pool can beat a
 better headline price.
 """
@@ -21,7 +22,13 @@ _PRECISION = 60
 
 
 def expected_out(quote: Quote, amount: Decimal) -> Decimal:
-    """tokenOut received for `amount` tokenIn after the fee and the price impact."""
+    """tokenOut received for `amount` tokenIn after the fee and the price impact.
+
+    A quote that priced exactly this amount on its pool's own curve (an on-chain venue)
+    already knows it; any other is estimated on a constant-product pool.
+    """
+    if quote.quoted_amount is not None and quote.quoted_amount == amount:
+        return quote.expected_out
     if quote.liquidity <= 0:
         return Decimal(0)
     with localcontext(prec=_PRECISION):

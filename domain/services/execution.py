@@ -27,13 +27,14 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    ReissueSwap,
     RequestSwap,
     RouteOrder,
 )
-from domain.errors import DomainError, NoPool, TransientError
-from domain.events import OrderRouting, Quote, Step
+from domain.errors import DomainError, NoPool, SwapExpired, SwapPending, SwapRejected, TransientError
+from domain.events import OrderBuilding, OrderRouting, Quote, Step
 from domain.order import OrderState, decide
-from domain.ports import Dex, EventStore, ExecutionSlots, StepQueue
+from domain.ports import Dex, EventStore, ExecutionSlots, SignedSwap, StepQueue, SwapTerms
 from domain.services.handling import OrderHistory, handle, load
 from domain.services.quoting import quote_all
 from domain.tokens import TOKENS
@@ -60,6 +61,8 @@ class ExecutionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_attempts: int
     backoff_base_ms: int
     quote_timeout_s: float
+    # How many times a signed swap that expired unlanded is signed again before the order fails.
+    max_reissues: int = 3
 
 
 class _Run:
@@ -305,6 +308,20 @@ class OrderExecution:
         )
         # The message id keeps the command unique if the order comes back through build later.
         command = BuildTransaction(command_id=f"{state.order_id}:build:{run.message_id}", fresh_quotes=fresh)
+        preview = decide(state, command)
+        if preview and isinstance(preview[0], OrderBuilding):
+            # The venue checks the swap the build decided on (funds, pool) and sizes its budget.
+            built = preview[0]
+            quote = built.quote or state.chosen_quote
+            assert quote is not None
+            terms = _terms(state, quote, built.min_out)
+            try:
+                plan = await self.dexes[built.dex].plan(terms)
+            except SwapRejected as exc:
+                return await self._rejected(run, "build", exc)
+            command = msgspec.structs.replace(
+                command, compute_units=plan.compute_units, priority_fee=plan.priority_fee
+            )
         state = await self._record(run, command)
         if state.status == "waiting":
             await self.slots.release(state.order_id)
@@ -320,24 +337,47 @@ class OrderExecution:
         if state.status != "building":
             return await self._skip(state)
         order_id = state.order_id
-        quote, min_out = _swap_terms(state)
+        terms = _swap_terms(state)
+        dex = self.dexes[terms.quote.dex]
         await self.slots.renew(order_id)
         if state.swap_key is None:
-            # The intent goes in the log before the swap goes out: a cancel decided at the
-            # same time loses the append race, and a crash after this point re-sends under
-            # the same key instead of swapping twice.
+            # The intent and the signed swap go in the log before the swap goes out: a cancel
+            # decided at the same time loses the append race, and a crash after this point
+            # re-sends this very transaction instead of swapping twice.
+            key = f"{order_id}:swap"
+            try:
+                signed = await dex.sign(terms, key)
+            except SwapRejected as exc:
+                return await self._rejected(run, "submit", exc)
             state = await self._record(
-                run, RequestSwap(command_id=f"{order_id}:request-swap", idempotency_key=f"{order_id}:swap")
+                run,
+                RequestSwap(
+                    command_id=f"{order_id}:request-swap",
+                    idempotency_key=key,
+                    signature=signed.signature,
+                    transaction=signed.transaction,
+                    last_valid_block_height=signed.last_valid_block_height,
+                ),
             )
         assert state.swap_key is not None
-        dex = self.dexes[quote.dex]
-        tx_hash = await dex.submit(order_id, quote, state.amount, min_out, state.swap_key)
+        # A swap requested before signatures were recorded is signed again under its key
+        # (the mock's signature is a function of the key, so it is the same one).
+        signed = _signed(state) or await dex.sign(terms, state.swap_key)
+        try:
+            await dex.send(signed, terms)
+        except SwapExpired:
+            return await self._reissue(run, "submit", terms, signed)
+        except SwapRejected as exc:
+            return await self._rejected(run, "submit", exc)
         command = RecordSubmission(
-            command_id=f"{order_id}:submit", tx_hash=tx_hash, explorer_url=dex.explorer_url(tx_hash)
+            command_id=f"{order_id}:submit",
+            tx_hash=signed.signature,
+            explorer_url=dex.explorer_url(signed.signature),
         )
         await self._record(run, command)
         log.info(
-            "submitted", extra={"orderId": order_id, "step": "submit", "dex": quote.dex, "txHash": tx_hash}
+            "submitted",
+            extra={"orderId": order_id, "step": "submit", "dex": dex.name, "txHash": signed.signature},
         )
         return Outcome(next_step="confirm")
 
@@ -345,21 +385,115 @@ class OrderExecution:
         state = run.state
         if state.status != "submitted":
             return await self._skip(state)
-        quote, min_out = _swap_terms(state)
+        terms = _swap_terms(state)
+        dex = self.dexes[terms.quote.dex]
         assert state.tx_hash is not None
-        receipt = await self.dexes[quote.dex].confirm(state.tx_hash, quote, state.amount, min_out)
+        signed = _signed(state) or SignedSwap(signature=state.tx_hash)
+        try:
+            receipt = await dex.confirm(signed, terms)
+        except SwapExpired:
+            return await self._reissue(run, "confirm", terms, signed)
+        except SwapRejected as exc:
+            return await self._rejected(run, "confirm", exc)
+        except SwapPending as exc:
+            return Outcome(defer_ms=exc.retry_in_ms)
+        except TransientError as exc:
+            if signed.last_valid_block_height is None:
+                raise
+            # A signed transaction is out there: until the chain says whether it landed, the
+            # order is neither confirmed nor failed. It waits (no attempt is spent) and asks
+            # again; its blockhash's expiry bounds how long it can stay unknown once the RPC
+            # answers again.
+            delay = backoff_ms(run.attempt + 1, self.policy.backoff_base_ms, jitter=self.rng.random())
+            log.warning(
+                "cannot tell whether the swap landed; asking again",
+                extra={"orderId": state.order_id, "step": "confirm", "error": str(exc), "retryInMs": delay},
+            )
+            return Outcome(defer_ms=delay)
         command = RecordConfirmation(
             command_id=f"{state.order_id}:confirm",
             tx_hash=receipt.tx_hash,
             executed_price=receipt.executed_price,
             amount_out=receipt.amount_out,
+            slot=receipt.slot,
+            fee_paid=receipt.fee_paid,
+            amount_in=receipt.amount_in,
+            explorer_url=dex.explorer_url(receipt.tx_hash) if receipt.slot is not None else None,
         )
         await self._finished(await self._record(run, command), "confirm")
         return DONE
 
+    async def _reissue(self, run: _Run, step: Step, terms: SwapTerms, expired: SignedSwap) -> Outcome:
+        """Sign the swap again on a fresh blockhash, record it, then send it (the submit step
+        sends it when the order was not submitted yet; confirm sends and waits again)."""
+        state = run.state
+        dex = self.dexes[terms.quote.dex]
+        assert state.swap_key is not None
+        try:
+            signed = await dex.sign(terms, state.swap_key)
+        except SwapRejected as exc:
+            return await self._rejected(run, step, exc)
+        assert signed.transaction is not None and signed.last_valid_block_height is not None
+        command = ReissueSwap(
+            command_id=f"{state.order_id}:reissue:{state.reissues + 1}",
+            step=step,
+            previous_signature=expired.signature,
+            signature=signed.signature,
+            transaction=signed.transaction,
+            last_valid_block_height=signed.last_valid_block_height,
+            max_reissues=self.policy.max_reissues,
+        )
+        state = await self._record(run, command)
+        if state.is_terminal:
+            await self._finished(state, step)
+            return DONE
+        log.warning(
+            "swap expired before it landed; signed again",
+            extra={
+                "orderId": state.order_id,
+                "step": step,
+                "txHash": signed.signature,
+                "replaces": expired.signature,
+                "reissue": state.reissues,
+            },
+        )
+        if step == "confirm":
+            await dex.send(signed, terms)
+        return Outcome(next_step=step)
 
-def _swap_terms(state: OrderState) -> tuple[Quote, Decimal]:
+    async def _rejected(self, run: _Run, step: Step, exc: SwapRejected) -> Outcome:
+        """The venue refused the swap for good: the order fails with its reason, not retried."""
+        failed = FailOrder(command_id=f"{run.order_id}:rejected:{step}", step=step, error=exc.reason)
+        await self._finished(await self._record(run, failed), step)
+        return DONE
+
+
+def _terms(state: OrderState, quote: Quote, min_out: Decimal) -> SwapTerms:
+    return SwapTerms(
+        order_id=state.order_id,
+        token_in=state.token_in,
+        token_out=state.token_out,
+        amount=state.amount,
+        min_out=min_out,
+        quote=quote,
+        compute_units=state.compute_units,
+        priority_fee=state.priority_fee,
+    )
+
+
+def _signed(state: OrderState) -> SignedSwap | None:
+    """The signed swap the log holds for the order, if it recorded one."""
+    if state.signature is None:
+        return None
+    return SignedSwap(
+        signature=state.signature,
+        transaction=state.signed_transaction,
+        last_valid_block_height=state.last_valid_block_height,
+    )
+
+
+def _swap_terms(state: OrderState) -> SwapTerms:
     quote = state.chosen_quote
     if quote is None or state.min_out is None:
         raise RuntimeError(f"order {state.order_id} has no route at {state.status}")
-    return quote, state.min_out
+    return _terms(state, quote, state.min_out)

@@ -25,6 +25,7 @@ from domain.commands import (
     RecordAttemptFailure,
     RecordConfirmation,
     RecordSubmission,
+    ReissueSwap,
     RequestSwap,
     RouteOrder,
 )
@@ -40,11 +41,13 @@ from domain.events import (
     OrderType,
     Quote,
     Step,
+    SwapReissued,
     SwapRequested,
 )
 from domain.order import TRANSITIONS, OrderState, decide, evolve, fold, status_of
 
 MAX_ATTEMPTS = 3
+MAX_REISSUES = 2
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DEX_NAMES = ("raydium", "meteora", "orca", "phoenix")
 PAIRS = (("SOL", "USDC"), ("USDC", "SOL"), ("USDC", "USDT"), ("BONK", "SOL"), ("JUP", "RAY"))
@@ -184,6 +187,35 @@ class OrderLifecycle(RuleBasedStateMachine):
     def request_swap(self) -> None:
         self.run(RequestSwap(command_id="swap", idempotency_key="order-1:swap"))
 
+    @rule(signature=tx_hashes, height=st.integers(min_value=0, max_value=10_000))
+    def request_signed_swap(self, signature: str, height: int) -> None:
+        """An on-chain swap: its signature is recorded before it is sent."""
+        self.run(
+            RequestSwap(
+                command_id="swap",
+                idempotency_key="order-1:swap",
+                signature=signature,
+                transaction="AQID",
+                last_valid_block_height=height,
+            )
+        )
+
+    @rule(data=st.data(), signature=tx_hashes, step=steps)
+    def reissue_swap(self, data: st.DataObject, signature: str, step: Step) -> None:
+        """The signed swap expired unlanded (or a stale copy of a step thinks so)."""
+        previous = data.draw(st.sampled_from([self.state.signature or "none", "stale"]), label="previous")
+        self.run(
+            ReissueSwap(
+                command_id="reissue",
+                step=step,
+                previous_signature=previous,
+                signature=signature,
+                transaction="AQID",
+                last_valid_block_height=1,
+                max_reissues=MAX_REISSUES,
+            )
+        )
+
     @rule()
     def cancel(self) -> None:
         self.run(CancelOrder(command_id="cancel", by="user-1"))
@@ -210,12 +242,12 @@ class OrderLifecycle(RuleBasedStateMachine):
             "pending": RouteOrder(command_id="route", quotes=quotes),
             "waiting": RouteOrder(command_id="route", quotes=quotes),  # a price tick
             "routing": BuildTransaction(command_id="build"),
-            "building": RecordSubmission(command_id="submit", tx_hash=tx_hash)
+            "building": RecordSubmission(command_id="submit", tx_hash=self.state.signature or tx_hash)
             if self.state.swap_key
             else RequestSwap(command_id="swap", idempotency_key="order-1:swap"),
             "submitted": RecordConfirmation(
                 command_id="confirm",
-                tx_hash=tx_hash,
+                tx_hash=self.state.tx_hash or tx_hash,
                 executed_price=Decimal(1),
                 amount_out=(self.state.expected_out or Decimal(1)) * factor,
             ),
@@ -262,6 +294,28 @@ class OrderLifecycle(RuleBasedStateMachine):
         kinds = {type(e) for e in self.log}
         assert not {OrderCancelled, OrderSubmitted} <= kinds
         assert not {OrderCancelled, SwapRequested} <= kinds
+
+    @invariant()
+    def reissues_never_exceed_the_configured_max(self) -> None:
+        assert self.state.reissues <= MAX_REISSUES
+        assert sum(isinstance(e, SwapReissued) for e in self.log) == self.state.reissues
+
+    @invariant()
+    def the_submitted_and_confirmed_swap_is_the_last_one_signed(self) -> None:
+        signed: str | None = None
+        for event in self.log:
+            if isinstance(event, SwapRequested | SwapReissued) and event.signature is not None:
+                signed = event.signature
+            elif isinstance(event, OrderSubmitted | OrderConfirmed) and signed is not None:
+                assert event.tx_hash == signed
+        if self.state.status in ("submitted", "confirmed") and self.state.signature is not None:
+            assert self.state.tx_hash == self.state.signature
+
+    @invariant()
+    def a_swap_is_reissued_only_after_it_was_requested(self) -> None:
+        kinds = [type(e) for e in self.log]
+        if SwapReissued in kinds:
+            assert SwapRequested in kinds[: kinds.index(SwapReissued)]
 
     @invariant()
     def only_limit_orders_wait_or_expire(self) -> None:

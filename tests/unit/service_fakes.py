@@ -29,7 +29,7 @@ from domain.commands import (
 )
 from domain.events import Event, Quote
 from domain.order import OrderState
-from domain.ports import Dex, EventStore, SwapReceipt
+from domain.ports import Dex, EventStore, SignedSwap, SwapPlan, SwapReceipt, SwapTerms
 from domain.routing import expected_out
 from domain.services.execution import ExecutionPolicy, OrderExecution
 from domain.services.handling import handle, load
@@ -50,32 +50,45 @@ class NoJitter(random.Random):
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
-    """One `submit` call as the DEX saw it, with the order as the log held it then."""
+    """One `send` call as the DEX saw it, with the order as the log held it then."""
 
     order_id: str
     idempotency_key: str | None
     version: int
     swap_key: str | None
+    signature: str = ""
 
 
 class FakeDex:
     """A venue that answers at once at `price`; errors and the fill can be scripted.
 
     Each call yields to the event loop once, so concurrent steps interleave at the I/O.
+    With `on_chain`, its signed swaps carry a transaction and an expiry height, and each
+    signing under one key gives a new signature (a fresh blockhash), like a real chain.
     """
 
     def __init__(self, name: str, price: Decimal = Decimal(150), *, store: EventStore | None = None) -> None:
         self.name = name
         self.price = price
-        self.store = store  # read at `submit` to see what the log holds at that moment
+        self.store = store  # read at `send` to see what the log holds at that moment
         self.quote_error: Exception | None = None
+        self.plan_error: Exception | None = None
+        self.sign_error: Exception | None = None
         self.submit_error: Exception | None = None
+        # Raised by the next sends/confirms, one each, before `submit_error`/`confirm_error`.
+        self.send_errors: list[Exception] = []
+        self.confirm_errors: list[Exception] = []
         self.confirm_error: Exception | None = None
         self.fill = Decimal(1)  # share of the quoted output the swap returns
+        self.on_chain = False
+        self.budget = SwapPlan()  # what `plan` answers
         # Runs inside each quote call: what happens elsewhere while the venue is asked.
         self.while_quoting: Callable[[], Awaitable[object]] | None = None
         self.quoted = 0
+        self.planned: list[SwapTerms] = []
+        self.signed: list[str] = []
         self.submissions: list[Submission] = []
+        self._keys: dict[str, str] = {}
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
         await asyncio.sleep(0)
@@ -86,36 +99,63 @@ class FakeDex:
             raise self.quote_error
         return Quote(dex=self.name, price=self.price, fee=Decimal("0.003"), liquidity=Decimal(50_000))
 
-    async def submit(
-        self,
-        order_id: str,
-        quote: Quote,
-        amount: Decimal,
-        min_out: Decimal,
-        idempotency_key: str | None = None,
-    ) -> str:
-        state = (await load(self.store, order_id)).state if self.store is not None else OrderState()
+    async def plan(self, terms: SwapTerms) -> SwapPlan:
+        await asyncio.sleep(0)
+        self.planned.append(terms)
+        if self.plan_error is not None:
+            raise self.plan_error
+        return self.budget
+
+    async def sign(self, terms: SwapTerms, idempotency_key: str) -> SignedSwap:
+        await asyncio.sleep(0)
+        if self.sign_error is not None:
+            raise self.sign_error
+        if not self.on_chain:
+            signature = f"tx-{idempotency_key}"
+            self._keys[signature] = idempotency_key
+            self.signed.append(signature)
+            return SignedSwap(signature=signature)
+        signature = f"tx-{idempotency_key}-{len(self.signed) + 1}"
+        self._keys[signature] = idempotency_key
+        self.signed.append(signature)
+        return SignedSwap(
+            signature=signature, transaction="AQID", last_valid_block_height=100 + len(self.signed)
+        )
+
+    async def send(self, swap: SignedSwap, terms: SwapTerms) -> None:
+        state = (await load(self.store, terms.order_id)).state if self.store is not None else OrderState()
         self.submissions.append(
             Submission(
-                order_id=order_id,
-                idempotency_key=idempotency_key,
+                order_id=terms.order_id,
+                idempotency_key=self._keys.get(swap.signature),
                 version=state.version,
                 swap_key=state.swap_key,
+                signature=swap.signature,
             )
         )
+        if self.send_errors:
+            raise self.send_errors.pop(0)
         if self.submit_error is not None:
             raise self.submit_error
-        return f"tx-{idempotency_key}"
 
     def explorer_url(self, tx_hash: str) -> str | None:
         return f"https://explorer.test/tx/{tx_hash}"
 
-    async def confirm(self, tx_hash: str, quote: Quote, amount: Decimal, min_out: Decimal) -> SwapReceipt:
+    async def confirm(self, swap: SignedSwap, terms: SwapTerms) -> SwapReceipt:
         await asyncio.sleep(0)
+        if self.confirm_errors:
+            raise self.confirm_errors.pop(0)
         if self.confirm_error is not None:
             raise self.confirm_error
-        out = (expected_out(quote, amount) * self.fill).quantize(Decimal("1e-12"))
-        return SwapReceipt(tx_hash=tx_hash, executed_price=out / amount, amount_out=out)
+        out = (expected_out(terms.quote, terms.amount) * self.fill).quantize(Decimal("1e-12"))
+        return SwapReceipt(
+            tx_hash=swap.signature,
+            executed_price=out / terms.amount,
+            amount_out=out,
+            slot=7 if self.on_chain else None,
+            fee_paid=Decimal("0.000005") if self.on_chain else None,
+            amount_in=terms.amount if self.on_chain else None,
+        )
 
 
 def without_state(sent: list[SentStep]) -> list[SentStep]:

@@ -32,6 +32,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapReissued,
     SwapRequested,
 )
 from domain.ports import EventMetadata, RecordedEvent
@@ -109,6 +110,48 @@ EXAMPLES: dict[str, Event] = {
         executed_price=Decimal("150.340265771692"),
         amount_out=Decimal("225.510398657538"),
     ),
+    "routing-onchain": OrderRouting(
+        quotes=[
+            Quote(
+                dex="raydium",
+                price=Decimal("150.12"),
+                fee=Decimal("0.0025"),
+                liquidity=Decimal("1000"),
+                expected_out=Decimal("149.5"),
+                quoted_amount=Decimal("1"),
+                price_impact=Decimal("0.000998"),
+                pool="7Ab3",
+                slot=1234,
+            )
+        ],
+        chosen_dex="raydium",
+        expected_out=Decimal("149.5"),
+        reason="only raydium answered: net 149.5",
+    ),
+    "building-onchain": OrderBuilding(
+        dex="raydium",
+        expected_out=Decimal("149.5"),
+        min_out=Decimal("148"),
+        actions=["wrap_sol", "swap:raydium", "unwrap_sol"],
+        compute_units=84_000,
+        priority_fee=1_000,
+    ),
+    "swap-reissued": SwapReissued(
+        previous_signature="3QUwM869X2SV",
+        signature="4xyz",
+        transaction="AQID",
+        last_valid_block_height=900,
+        reissue=1,
+    ),
+    "confirmed-onchain": OrderConfirmed(
+        tx_hash="4xyz",
+        executed_price=Decimal("149.6"),
+        amount_out=Decimal("149.6"),
+        slot=1240,
+        fee_paid=Decimal("0.000005084"),
+        amount_in=Decimal("1"),
+        explorer_url="https://explorer.solana.com/tx/4xyz?cluster=devnet",
+    ),
     "retry": RetryScheduled(
         step="submit", attempt=1, error='raydium: RPC error "sending" transaction\n', delay_ms=209
     ),
@@ -156,6 +199,19 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "confirmed": (
         "confirmed",
         '{"txHash":"3QUwM869X2SV","executedPrice":"150.340265771692","amountOut":"225.510398657538"}',
+    ),
+    "routing-onchain": (
+        "routing",
+        '{"quotes":[{"dex":"raydium","price":"150.12","fee":"0.0025","liquidity":"1000","expectedOut":"149.5","priceImpact":"0.000998","pool":"7Ab3","slot":1234}],"chosenDex":"raydium","expectedOut":"149.5","reason":"only raydium answered: net 149.5"}',
+    ),
+    "building-onchain": (
+        "building",
+        '{"dex":"raydium","expectedOut":"149.5","minOut":"148","actions":["wrap_sol","swap:raydium","unwrap_sol"],"quote":null,"computeUnits":84000,"priorityFee":1000}',
+    ),
+    "swap-reissued": ("submitted", '{"txHash":"4xyz","replaces":"3QUwM869X2SV","reissue":1}'),
+    "confirmed-onchain": (
+        "confirmed",
+        '{"txHash":"4xyz","executedPrice":"149.6","amountOut":"149.6","slot":1240,"feePaid":"0.000005084","amountIn":"1","explorerUrl":"https://explorer.solana.com/tx/4xyz?cluster=devnet"}',
     ),
     "retry": (
         "retrying",

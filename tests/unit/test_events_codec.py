@@ -27,6 +27,7 @@ from domain.events import (
     OrderWaiting,
     Quote,
     RetryScheduled,
+    SwapReissued,
     SwapRequested,
     decode_event,
     encode_event,
@@ -84,6 +85,20 @@ SAMPLES: list[Event] = [
     OrderWaiting(best_dex="meteora", best_price=Decimal("149.123456"), limit_price=Decimal("155")),
     OrderCancelled(reason="cancelled by the user", by="user-1"),
     SwapRequested(dex="raydium", idempotency_key="order-1:swap"),
+    SwapRequested(
+        dex="meteora",
+        idempotency_key="order-1:swap",
+        signature="5VERv8NM",
+        transaction="AQIDBA==",
+        last_valid_block_height=1_000_150,
+    ),
+    SwapReissued(
+        previous_signature="5VERv8NM",
+        signature="3QUwM869",
+        transaction="BQYH",
+        last_valid_block_height=1_000_300,
+        reissue=1,
+    ),
     OrderAwaitingLaunch(token="LAUNCH"),
     OrderExpired(expires_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC)),
 ]

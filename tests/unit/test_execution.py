@@ -119,7 +119,9 @@ async def test_submit_records_the_swap_intent_before_the_dex_sends_it() -> None:
     [seen] = rig.raydium.submissions
     # The DEX was called with the order at version 4: pending, routing, building, SwapRequested.
     assert (seen.version, seen.swap_key, seen.idempotency_key) == (4, f"{oid}:swap", f"{oid}:swap")
-    assert (await rig.events(oid))[3] == SwapRequested(dex="raydium", idempotency_key=f"{oid}:swap")
+    assert (await rig.events(oid))[3] == SwapRequested(
+        dex="raydium", idempotency_key=f"{oid}:swap", signature=f"tx-{oid}:swap"
+    )
 
 
 async def test_a_submit_redelivered_after_a_crash_resends_under_the_same_key_without_a_new_intent() -> None:

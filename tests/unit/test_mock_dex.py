@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ import pytest
 from adapters.mock_dex import FailurePlan, MockDex, meteora, raydium
 from domain.errors import TransientError
 from domain.events import Quote
-from domain.ports import SwapReceipt
+from domain.ports import SignedSwap, SwapPlan, SwapReceipt, SwapTerms
 from domain.routing import expected_out
 from domain.tokens import reference_price
 
@@ -122,12 +123,37 @@ def test_quote_takes_at_least_the_scaled_minimum_latency() -> None:
 # --- submit and confirm -------------------------------------------------------------
 
 
-def submit(dex: MockDex, quote: Quote, amount: Decimal = Decimal(2)) -> str:
-    return asyncio.run(dex.submit("order-1", quote, amount, Decimal(0)))
+def terms(quote: Quote, amount: Decimal = Decimal(2)) -> SwapTerms:
+    return SwapTerms(
+        order_id="order-1", token_in="SOL", token_out="USDC", amount=amount, min_out=Decimal(0), quote=quote
+    )
+
+
+def submit(dex: MockDex, quote: Quote, amount: Decimal = Decimal(2), key: str | None = None) -> str:
+    """Sign under a key (a fresh one unless given) and send; the signature."""
+
+    async def signed_and_sent() -> str:
+        swap = await dex.sign(terms(quote, amount), key or uuid.uuid4().hex)
+        await dex.send(swap, terms(quote, amount))
+        return swap.signature
+
+    return asyncio.run(signed_and_sent())
 
 
 def confirm(dex: MockDex, tx_hash: str, quote: Quote, amount: Decimal = Decimal(2)) -> SwapReceipt:
-    return asyncio.run(dex.confirm(tx_hash, quote, amount, Decimal(0)))
+    return asyncio.run(dex.confirm(SignedSwap(signature=tx_hash), terms(quote, amount)))
+
+
+def test_the_same_idempotency_key_signs_the_same_swap() -> None:
+    dex = instant(raydium)
+    q = a_quote(dex)
+    assert submit(dex, q, key="order-9:swap") == submit(dex, q, key="order-9:swap")
+    assert submit(dex, q, key="order-9:swap") != submit(dex, q, key="order-8:swap")
+
+
+def test_the_mock_plans_no_compute_budget() -> None:
+    dex = instant(raydium)
+    assert asyncio.run(dex.plan(terms(a_quote(dex)))) == SwapPlan()
 
 
 def test_submit_returns_a_base58_encoded_64_byte_signature() -> None:

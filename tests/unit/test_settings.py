@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec.inspect as mi
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from solders.keypair import Keypair
 
 from adapters.settings import (
     _FIELDS,
@@ -142,7 +144,16 @@ def test_a_decimal_must_be_a_finite_number_in_range(raw: str) -> None:
         ({"QUOTE_TIMEOUT_MS": "200"}, "QUOTE_TIMEOUT_MS=200 must exceed the fastest mock quote"),
         ({"WORKER_HEARTBEAT_TIMEOUT_MS": "5000"}, "WORKER_HEARTBEAT_TIMEOUT_MS=5000 must be at least twice"),
         ({"WS_PING_TIMEOUT_S": "0.01"}, "WS_PING_TIMEOUT_S=0.01 is out of range: must be 0 (off) or between"),
-        ({"USE_REAL_DEVNET": "true"}, "USE_REAL_DEVNET=true is not available yet"),
+        ({"USE_REAL_DEVNET": "true"}, "USE_REAL_DEVNET=true needs WALLET_PRIVATE_KEY"),
+        (
+            {"USE_REAL_DEVNET": "true", "SOLANA_POOLS_FILE": "/nonexistent/pools.json"},
+            "/nonexistent/pools.json does not exist",
+        ),
+        (
+            {"SOLANA_PRIORITY_FEE_FLOOR": "10", "SOLANA_PRIORITY_FEE_CAP": "5"},
+            "SOLANA_PRIORITY_FEE_FLOOR=10 must not exceed SOLANA_PRIORITY_FEE_CAP=5",
+        ),
+        ({"SOLANA_EXPLORER_TX_URL": "https://x/tx"}, "SOLANA_EXPLORER_TX_URL must contain {tx_hash}"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL=LOUD is invalid: must be one of DEBUG, INFO, WARNING, ERROR"),
     ],
 )
@@ -304,6 +315,7 @@ def valid_environments(draw: st.DrawFn) -> dict[str, Any]:
     for low_name, high_name in (
         ("default_slippage", "max_slippage"),
         ("limit_default_ttl_s", "limit_max_ttl_s"),
+        ("solana_priority_fee_floor", "solana_priority_fee_cap"),
     ):
         values[low_name], values[high_name] = sorted((values[low_name], values[high_name]))
     return values
@@ -326,3 +338,39 @@ def test_the_settings_struct_converts_from_the_environment_names() -> None:
     # rename="upper": msgspec itself maps the variables onto the fields.
     converted = msgspec.convert({"PORT": "3100", "LOG_LEVEL": "WARNING"}, Settings, strict=False)
     assert (converted.port, converted.log_level) == (3100, "WARNING")
+
+
+def test_a_wallet_key_that_is_not_a_key_is_refused_without_printing_it() -> None:
+    secret = "not-a-key-but-secret-material-" + "x" * 40
+    message = str(refusal({"USE_REAL_DEVNET": "true", "WALLET_PRIVATE_KEY": secret}))
+    assert "WALLET_PRIVATE_KEY is neither a JSON byte array nor a base58 64-byte secret key" in message
+    assert "secret-material" not in message
+
+
+def test_a_pools_file_naming_an_unknown_token_is_refused_with_the_file_and_the_entry(tmp_path: Path) -> None:
+    pools = tmp_path / "pools.json"
+    pools.write_text(
+        '{"cluster": "localnet", "tokens": {"DOGE": "So11111111111111111111111111111111111111112"}}'
+    )
+    key = "[" + ",".join(str(b) for b in bytes(Keypair())) + "]"
+    message = str(
+        refusal({"USE_REAL_DEVNET": "true", "WALLET_PRIVATE_KEY": key, "SOLANA_POOLS_FILE": str(pools)})
+    )
+    assert f"{pools}: token 'DOGE' is not one the engine trades" in message
+    assert key not in message
+
+
+def test_on_chain_settings_load_with_a_valid_wallet_and_pools_file(tmp_path: Path) -> None:
+    pools = tmp_path / "pools.json"
+    usdc = str(Keypair().pubkey())
+    pool = str(Keypair().pubkey())
+    pools.write_text(
+        f'{{"cluster": "localnet", "tokens": {{"USDC": "{usdc}"}}, '
+        f'"pools": [{{"pair": "SOL/USDC", "venue": "raydium", "address": "{pool}"}}]}}'
+    )
+    keypair = Keypair()
+    s = load_settings(
+        {"USE_REAL_DEVNET": "true", "WALLET_PRIVATE_KEY": str(keypair), "SOLANA_POOLS_FILE": str(pools)}
+    )
+    assert s.use_real_devnet and s.pools_path == pools
+    assert str(keypair) not in repr(s)
