@@ -93,11 +93,12 @@ class ExpiredDetails(_Wire):
     expires_at: str
 
 
-class RoutingDetails(_Wire):
+class RoutingDetails(_WireExtended):
     quotes: list[QuoteDetails]
     chosen_dex: str
     expected_out: Decimal
     reason: str
+    unavailable: dict[str, str] = {}
 
 
 class BuildingDetails(_WireExtended):
@@ -194,7 +195,9 @@ def _pending(e: OrderPending) -> PendingDetails:
 
 
 def _routing(e: OrderRouting) -> RoutingDetails:
-    return RoutingDetails([QuoteDetails.of(q) for q in e.quotes], e.chosen_dex, e.expected_out, e.reason)
+    return RoutingDetails(
+        [QuoteDetails.of(q) for q in e.quotes], e.chosen_dex, e.expected_out, e.reason, e.unavailable
+    )
 
 
 def _building(e: OrderBuilding) -> BuildingDetails:

@@ -33,6 +33,8 @@ class PlaceOrder(Command, frozen=True, kw_only=True):
 
 class RouteOrder(Command, frozen=True, kw_only=True):
     quotes: list[Quote]
+    # Venues that gave no quote, and why (a disabled pool, a timeout…): shown in the routing.
+    unavailable: dict[str, str] = {}
 
 
 class BuildTransaction(Command, frozen=True, kw_only=True):

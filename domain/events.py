@@ -76,6 +76,8 @@ class OrderRouting(Event, frozen=True, kw_only=True):
     chosen_dex: str
     expected_out: Decimal
     reason: str
+    # Venues left out of this routing, each with the reason (no quote in time, pool disabled…).
+    unavailable: dict[str, str] = {}
 
 
 class OrderBuilding(Event, frozen=True, kw_only=True):

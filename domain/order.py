@@ -373,7 +373,15 @@ def _route(state: OrderState, cmd: RouteOrder) -> list[Event]:
             if state.best_price is not None and achievable < state.best_price * (1 + WAITING_IMPROVEMENT):
                 return []
             return [OrderWaiting(best_dex=best.dex, best_price=achievable, limit_price=state.limit_price)]
-    return [OrderRouting(quotes=quotes, chosen_dex=best.dex, expected_out=best.expected_out, reason=reason)]
+    return [
+        OrderRouting(
+            quotes=quotes,
+            chosen_dex=best.dex,
+            expected_out=best.expected_out,
+            reason=reason,
+            unavailable=cmd.unavailable,
+        )
+    ]
 
 
 def _build(state: OrderState, cmd: BuildTransaction) -> list[Event]:

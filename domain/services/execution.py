@@ -240,12 +240,16 @@ class OrderExecution:
         if will_execute and (wait := await self.slots.peek(state.order_id)) is not None:
             return self._defer(wait)
         try:
-            quotes = await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
+            round_ = await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
         except NoPool as exc:
             outcome = await self._no_pool(run, exc)
             await self._release_unless_executing(run.state)
             return outcome
-        command = RouteOrder(command_id=f"{state.order_id}:route:{run.message_id}", quotes=quotes)
+        command = RouteOrder(
+            command_id=f"{state.order_id}:route:{run.message_id}",
+            quotes=round_.quotes,
+            unavailable=round_.unavailable,
+        )
         preview = decide(state, command)
         if preview and isinstance(preview[0], OrderRouting):
             if (wait := await self.slots.acquire(state.order_id)) is not None:
@@ -302,7 +306,7 @@ class OrderExecution:
         await self.slots.renew(state.order_id)
         # A limit order is checked against a fresh quote: the price may have moved since routing.
         fresh = (
-            await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)
+            (await quote_all(self.dexes.values(), state, self.policy.quote_timeout_s)).quotes
             if state.order_type == "limit"
             else []
         )

@@ -127,6 +127,7 @@ EXAMPLES: dict[str, Event] = {
         chosen_dex="raydium",
         expected_out=Decimal("149.5"),
         reason="only raydium answered: net 149.5",
+        unavailable={"meteora": "meteora: pool 9xQ is disabled (pool_status 1)"},
     ),
     "building-onchain": OrderBuilding(
         dex="raydium",
@@ -202,7 +203,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     ),
     "routing-onchain": (
         "routing",
-        '{"quotes":[{"dex":"raydium","price":"150.12","fee":"0.0025","liquidity":"1000","expectedOut":"149.5","priceImpact":"0.000998","pool":"7Ab3","slot":1234}],"chosenDex":"raydium","expectedOut":"149.5","reason":"only raydium answered: net 149.5"}',
+        '{"quotes":[{"dex":"raydium","price":"150.12","fee":"0.0025","liquidity":"1000","expectedOut":"149.5","priceImpact":"0.000998","pool":"7Ab3","slot":1234}],"chosenDex":"raydium","expectedOut":"149.5","reason":"only raydium answered: net 149.5","unavailable":{"meteora":"meteora: pool 9xQ is disabled (pool_status 1)"}}',
     ),
     "building-onchain": (
         "building",

@@ -13,6 +13,7 @@ from domain.events import (
     OrderBuilding,
     OrderConfirmed,
     OrderFailed,
+    OrderRouting,
     OrderSubmitted,
     Step,
     SwapReissued,
@@ -20,7 +21,7 @@ from domain.events import (
 )
 from domain.ports import SwapPlan
 from domain.services.execution import DONE, Outcome
-from tests.unit.service_fakes import Rig
+from tests.unit.service_fakes import FakeDex, Rig
 
 pytestmark = pytest.mark.anyio
 
@@ -215,3 +216,18 @@ async def test_an_rpc_failure_while_confirming_a_signed_swap_waits_instead_of_fa
     assert (await rig.state(oid)).status == "submitted"
     await rig.execution.run("confirm", oid, 1, "confirm-last")
     assert (await rig.state(oid)).status == "confirmed"
+
+
+async def test_the_routing_names_each_venue_left_out_with_its_reason() -> None:
+    rig = chain_rig()
+    meteora = FakeDex("meteora", store=rig.store)
+    meteora.quote_error = TransientError("meteora: pool 9xQ activates at slot 900, not yet")
+    rig = Rig({"raydium": rig.raydium, "meteora": meteora})
+    oid = await rig.place()
+
+    await rig.execution.run("route", oid, 1, "route-1")
+
+    routing = (await rig.events(oid))[-1]
+    assert isinstance(routing, OrderRouting)
+    assert [q.dex for q in routing.quotes] == ["raydium"]
+    assert routing.unavailable == {"meteora": "meteora: pool 9xQ activates at slot 900, not yet"}

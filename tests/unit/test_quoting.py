@@ -34,7 +34,7 @@ class FakeDex:
 
 
 def quote(*dexes: FakeDex, timeout: float = 0.05) -> list[Quote]:
-    return asyncio.run(quote_all(dexes, STATE, timeout))
+    return asyncio.run(quote_all(dexes, STATE, timeout)).quotes
 
 
 def test_a_dex_that_times_out_is_left_out_and_the_other_quotes() -> None:
@@ -57,3 +57,13 @@ def test_no_pool_anywhere_is_reported_as_no_pool() -> None:
     no_pool = NoPool("USDC", "LAUNCH")
     with pytest.raises(NoPool):
         quote(FakeDex("raydium", error=no_pool), FakeDex("meteora", error=no_pool))
+
+
+def test_each_venue_left_out_is_named_with_its_reason() -> None:
+    failing = FakeDex("raydium", error=TransientError("raydium: pool 7Ab has swaps disabled (status 4)"))
+    round_ = asyncio.run(quote_all([failing, FakeDex("orca", delay=5), FakeDex("meteora")], STATE, 0.05))
+    assert [q.dex for q in round_.quotes] == ["meteora"]
+    assert round_.unavailable == {
+        "raydium": "raydium: pool 7Ab has swaps disabled (status 4)",
+        "orca": "no quote within the quote timeout",
+    }
