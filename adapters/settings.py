@@ -99,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     # A swap whose blockhash expired unlanded is signed again at most this many times.
     solana_max_reissues: Annotated[int, Meta(ge=0, le=20)] = 3
     solana_explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
+    # A pool state read this many slots behind the newest slot seen is stale (left out).
+    solana_max_slot_lag: Annotated[int, Meta(ge=1, le=1_000_000)] = 150
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # "console" (readable lines) or "json" (one JSON object per line).
     log_format: Literal["console", "json"] = "console"

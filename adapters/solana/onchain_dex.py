@@ -78,6 +78,9 @@ class OnChainPolicy(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval_s: float = 0.5
     rebroadcast_interval_s: float = 2.0
     explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
+    # A quote read more than this many slots behind the newest slot the venue has seen (an
+    # RPC node lagging behind its cluster) is stale: the pool is left out of that routing.
+    max_slot_lag: int = 150
 
 
 class OnChainDex:
@@ -102,6 +105,7 @@ class OnChainDex:
         self._sleep = sleep
         self._layouts: dict[Pubkey, PoolLayout] = {}
         self._decimals: dict[Pubkey, int] = {}
+        self._newest_slot = 0
 
     # -- quote ------------------------------------------------------------------------
 
@@ -112,6 +116,12 @@ class OnChainDex:
         decimals_in, decimals_out = self._decimals[mint_in], self._decimals[mint_out]
         raw_in = self._raw(amount, decimals_in, token_in)
         slot, accounts = await self.rpc.accounts(self.model.accounts(layout))
+        self._newest_slot = max(self._newest_slot, slot)
+        if self._newest_slot - slot > self.policy.max_slot_lag:
+            raise TransientError(
+                f"{self.name}: pool {pool.address} state is stale: read at slot {slot}, "
+                f"{self._newest_slot - slot} slots behind the newest seen ({self._newest_slot})"
+            )
         priced = self._price(layout, accounts, mint_in, raw_in)
         scale = Fraction(10**decimals_in, 10**decimals_out)
         return Quote(

@@ -30,6 +30,7 @@ def make_onchain_venues(settings: Settings) -> tuple[dict[str, Dex], ChainRpc]:
         poll_interval_s=settings.solana_poll_interval_ms / 1000,
         rebroadcast_interval_s=settings.solana_rebroadcast_interval_ms / 1000,
         explorer_tx_url=settings.solana_explorer_tx_url,
+        max_slot_lag=settings.solana_max_slot_lag,
     )
     venues = {p.venue for p in book.pools}
     dexes: dict[str, Dex] = {

@@ -1,0 +1,97 @@
+"""The on-chain venue's quotes over a local chain in this process (no HTTP): what a quote
+reads and says, and which pools it leaves out and why."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+from solders.account import Account
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from adapters.localnet.chain import LocalChain
+from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs
+from adapters.solana import layouts
+from adapters.solana.onchain_dex import OnChainDex, OnChainPolicy
+from adapters.solana.pool_config import load_pool_book
+from adapters.solana.pool_models import MODELS
+from adapters.solana.rpc import ChainRpc
+from domain.errors import NoPool, TransientError
+
+pytestmark = pytest.mark.anyio
+
+
+class InProcessRpc(ChainRpc):
+    """The reads a quote makes, answered from a LocalChain; `lag` makes the node look behind."""
+
+    def __init__(self, chain: LocalChain) -> None:
+        self.chain = chain
+        self.lag = 0
+        self.reads = 0
+
+    async def accounts(self, keys: Sequence[Pubkey]) -> tuple[int, list[Account | None]]:
+        self.reads += 1
+        return self.chain.slot - self.lag, [self.chain.get_account(k) for k in keys]
+
+
+World = tuple[LocalChain, GenesisResult, InProcessRpc, dict[str, OnChainDex]]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    chain = LocalChain(emulated_programs=pool_programs())
+    genesis = create_genesis(chain, Keypair().pubkey(), pools_file=tmp_path / "pools.json")
+    rpc = InProcessRpc(chain)
+    book = load_pool_book(tmp_path / "pools.json")
+    policy = OnChainPolicy(priority_fee_cap=1000, max_slot_lag=10)
+    dexes = {name: OnChainDex(model, rpc, Keypair(), book, policy) for name, model in MODELS.items()}
+    return chain, genesis, rpc, dexes
+
+
+async def test_a_quote_prices_the_exact_amount_and_names_its_pool_and_slot(world: World) -> None:
+    chain, genesis, rpc, dexes = world
+    for _ in range(5):
+        chain.tick()
+    quote = await dexes["raydium"].quote("SOL", "USDC", Decimal("2"))
+    assert quote.quoted_amount == Decimal("2") and quote.slot == chain.slot
+    assert quote.pool == str(genesis.pool("raydium", "SOL/USDC").address)
+    assert quote.fee == Decimal("0.0025")
+    assert Decimal(149) < quote.price < Decimal(151) and quote.price_impact is not None
+    assert 0 < quote.expected_out < quote.price * 2  # fee and impact taken
+    reads = rpc.reads
+    await dexes["raydium"].quote("SOL", "USDC", Decimal("3"))
+    assert rpc.reads == reads + 1  # after the first quote, one getMultipleAccounts per quote
+
+
+async def test_a_state_read_far_behind_the_newest_slot_seen_is_left_out_as_stale(world: World) -> None:
+    chain, _, rpc, dexes = world
+    for _ in range(30):
+        chain.tick()
+    await dexes["meteora"].quote("SOL", "USDC", Decimal("1"))
+    rpc.lag = 11  # a lagging node, one slot past the allowed lag
+
+    with pytest.raises(TransientError, match=r"state is stale: read at slot 19, 11 slots behind"):
+        await dexes["meteora"].quote("SOL", "USDC", Decimal("1"))
+
+
+async def test_a_disabled_pool_is_left_out_with_its_reason(world: World) -> None:
+    chain, genesis, _, dexes = world
+    address = genesis.pool("raydium", "SOL/USDC").address
+    account = chain.get_account(address)
+    assert account is not None
+    state = layouts.decode_cpmm_pool_state(bytes(account.data))
+    disabled = layouts.encode_cpmm_pool_state(msgspec.structs.replace(state, status=state.status | 0b100))
+    chain.set_account(address, Account(account.lamports, disabled, account.owner, False, 0))
+
+    with pytest.raises(TransientError, match=rf"Raydium pool {address} has swaps disabled"):
+        await dexes["raydium"].quote("SOL", "USDC", Decimal("1"))
+
+
+async def test_a_pair_with_no_pool_on_the_venue_is_no_pool(world: World) -> None:
+    _, _, _, dexes = world
+    with pytest.raises(NoPool):
+        await dexes["meteora"].quote("USDC", "USDT", Decimal("1"))
