@@ -40,7 +40,8 @@ def free_port() -> int:
 
 
 class Engine:
-    def __init__(self, database_url: str, redis_url: str, **env: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, *, args: tuple[str, ...] = (), **env: str) -> None:
+        self.args = args  # given to `orderengine run`
         self.port = free_port()
         self.prefix = f"oetest-e2e-{uuid.uuid4().hex[:8]}"
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -61,7 +62,7 @@ class Engine:
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run"],
+            [sys.executable, "-m", "api.cli", "run", *self.args],
             cwd=REPO,
             env=self.env,
             stdout=log,

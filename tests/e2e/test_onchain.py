@@ -26,8 +26,8 @@ from adapters.localnet.genesis import GenesisResult, create_genesis, pool_progra
 from adapters.localnet.rpc_server import LocalnetServer
 from adapters.solana.layouts import decode_token_account
 from adapters.solana.programs import WSOL_MINT, associated_token_address
-from tests.conftest import fresh_database
-from tests.e2e.engine import Engine
+from tests.conftest import delete_prefix, fresh_database
+from tests.e2e.engine import Engine, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -279,3 +279,30 @@ def test_a_wallet_without_the_funds_fails_the_order_before_anything_is_sent(
     assert failed["step"] == "build" and "insufficient funds" in failed["error"]
     assert of_type(log, "SwapRequested") == []
     assert localnet.landed() == landed_before
+
+
+def test_run_with_localnet_trades_offline_on_a_chain_of_its_own(
+    own_database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    """`orderengine run --localnet`: the chain, its wallet and pools file, and the engine on them."""
+    port = free_port()
+    engine = Engine(
+        own_database_url, redis_url, args=("--localnet", "--localnet-port", str(port)), DATA_DIR=str(tmp_path)
+    ).start()
+    try:
+        order_id = engine.submit(amount="1", userId="demo")
+        order = engine.wait_for_status(order_id, {"confirmed", "failed"}, timeout=30)
+        assert order["status"] == "confirmed", order
+        [confirmed] = of_type(events(engine, order_id), "OrderConfirmed")
+        assert confirmed["slot"] is not None and Decimal(confirmed["amount_in"]) == Decimal(1)
+        assert (tmp_path / "localnet" / "pools.json").exists()
+        wallet = (tmp_path / "localnet" / "wallet.json").read_text()
+        assert wallet not in engine.log()  # the generated key is never printed
+        landed = httpx.post(
+            f"http://127.0.0.1:{port}",
+            json={"jsonrpc": "2.0", "id": 1, "method": "localnet_landedSignatures"},
+        ).json()["result"]
+        assert confirmed["tx_hash"] in landed
+    finally:
+        engine.stop()
+        delete_prefix(redis_url, engine.prefix)
