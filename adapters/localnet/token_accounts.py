@@ -16,12 +16,16 @@ from decimal import Decimal
 from solders.account import Account
 from solders.pubkey import Pubkey
 
-SYSTEM_PROGRAM_ID = Pubkey.from_string("11111111111111111111111111111111")
-TOKEN_PROGRAM_ID = Pubkey.from_string("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA")
-TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
-ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
-COMPUTE_BUDGET_PROGRAM_ID = Pubkey.from_string("ComputeBudget111111111111111111111111111111")
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
+# The program ids are the engine's own (adapters/solana/programs.py), re-exported here.
+from adapters.solana.programs import ASSOCIATED_TOKEN_PROGRAM_ID as ASSOCIATED_TOKEN_PROGRAM_ID
+from adapters.solana.programs import COMPUTE_BUDGET_PROGRAM_ID as COMPUTE_BUDGET_PROGRAM_ID
+from adapters.solana.programs import SYSTEM_PROGRAM_ID as SYSTEM_PROGRAM_ID
+from adapters.solana.programs import TOKEN_2022_PROGRAM_ID as TOKEN_2022_PROGRAM_ID
+from adapters.solana.programs import TOKEN_PROGRAM_ID as TOKEN_PROGRAM_ID
+from adapters.solana.programs import WSOL_MINT
+
+NATIVE_MINT = WSOL_MINT
+
 TOKEN_PROGRAMS = frozenset({TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID})
 
 TOKEN_ACCOUNT_LEN = 165

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from tests.waiting import wait_until
 
@@ -96,6 +97,14 @@ class Engine:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def worker_process(self) -> psutil.Process:
+        """The (first) worker process the supervisor runs."""
+        assert self.proc is not None
+        for child in psutil.Process(self.proc.pid).children():
+            if "worker" in child.cmdline():
+                return child
+        raise AssertionError("no worker process under the supervisor")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

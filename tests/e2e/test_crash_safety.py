@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
-import psutil
 import psycopg
 import pytest
 import redis
@@ -20,14 +19,6 @@ def event_types(database_url: str, order_id: str) -> list[str]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT type FROM events WHERE stream_id = %s ORDER BY version", (order_id,))
         return [r[0] for r in rows]
-
-
-def worker_process(engine: Engine) -> psutil.Process:
-    assert engine.proc is not None
-    for child in psutil.Process(engine.proc.pid).children():
-        if "worker" in child.cmdline():
-            return child
-    raise AssertionError("no worker process under the supervisor")
 
 
 def test_worker_killed_mid_swap_loses_no_order_and_never_swaps_twice(
@@ -55,7 +46,7 @@ def check_crash_recovery(engine: Engine, database_url: str, redis_url: str) -> N
         return "OrderSubmitted" not in types and bool(chain.scard(executed_key))
 
     wait_until(swap_sent_not_recorded, 30, interval=0.005, what="the swap to be sent and not yet recorded")
-    victim = worker_process(engine)
+    victim = engine.worker_process()
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
 
@@ -71,5 +62,5 @@ def check_crash_recovery(engine: Engine, database_url: str, redis_url: str) -> N
     finally:
         chain.close()
     assert len(executed) == 1 and order["txHash"] in executed
-    assert worker_process(engine).pid != victim.pid  # the supervisor started a new worker
+    assert engine.worker_process().pid != victim.pid  # the supervisor started a new worker
     assert "restarting it" in engine.log()

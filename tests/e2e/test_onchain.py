@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -219,14 +218,6 @@ def test_a_transaction_lost_until_its_blockhash_expires_is_signed_again_and_land
     assert reissued["signature"] in landed and requested["signature"] not in landed
 
 
-def worker_process(engine: Engine) -> psutil.Process:
-    assert engine.proc is not None
-    for child in psutil.Process(engine.proc.pid).children():
-        if "worker" in child.cmdline():
-            return child
-    raise AssertionError("no worker process under the supervisor")
-
-
 def test_a_worker_killed_after_sending_and_before_the_confirmation_lands_the_swap_once(
     chain_engine: Engine, localnet: Localnet
 ) -> None:
@@ -234,7 +225,7 @@ def test_a_worker_killed_after_sending_and_before_the_confirmation_lands_the_swa
     localnet.call(lambda c: c.hold_landing(3000))  # sent transactions land 3 s later
     order_id = chain_engine.submit(amount="0.7")
     chain_engine.wait_for_status(order_id, {"submitted", "confirmed", "failed"}, timeout=20)
-    victim = worker_process(chain_engine)
+    victim = chain_engine.worker_process()
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
 
@@ -248,7 +239,7 @@ def test_a_worker_killed_after_sending_and_before_the_confirmation_lands_the_swa
     assert confirmed["tx_hash"] == requested["signature"]
     assert localnet.landed().count(requested["signature"]) == 1
     assert localnet.token("USDC") == usdc_before + int(Decimal(confirmed["amount_out"]) * USDC_UNITS)
-    assert worker_process(chain_engine).pid != victim.pid
+    assert chain_engine.worker_process().pid != victim.pid
 
 
 def test_an_rpc_outage_while_routing_is_retried_and_the_order_confirms(
