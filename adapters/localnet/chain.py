@@ -114,6 +114,7 @@ class LocalChain:
         self._held: deque[_Held] = deque()
         self._unix_override: int | None = None
         self._slot = 0
+        self._slot_time = 0  # the unix time of the current slot (set with the Clock sysvar)
         self._blockhashes: dict[Hash, int] = {}
         self.genesis_hash = Hash(os.urandom(32))
         self._latest = self._issue_blockhash()
@@ -136,7 +137,9 @@ class LocalChain:
 
     @property
     def clock(self) -> ChainClock:
-        return ChainClock(self._slot, self._unix_timestamp(), self._slot // SLOTS_PER_EPOCH)
+        # The slot's time, as the Clock sysvar holds it: what a program (and a quote reading
+        # the sysvar) sees for the whole slot, not the wall clock at the instant it runs.
+        return ChainClock(self._slot, self._slot_time, self._slot // SLOTS_PER_EPOCH)
 
     def is_blockhash_valid(self, blockhash: Hash) -> bool:
         last_valid = self._blockhashes.get(blockhash)
@@ -178,7 +181,8 @@ class LocalChain:
         clock = self._svm.get_clock()
         clock.slot = self._slot
         clock.epoch = self._slot // SLOTS_PER_EPOCH
-        clock.unix_timestamp = self._unix_timestamp()
+        self._slot_time = self._unix_timestamp()
+        clock.unix_timestamp = self._slot_time
         self._svm.set_clock(clock)
 
     # -- transactions ----------------------------------------------------------------
@@ -304,7 +308,7 @@ class LocalChain:
         self._held = waiting
 
     def _record(self, signature: Signature, tx: VersionedTransaction, result: ExecutionResult) -> None:
-        self.history.add(TransactionRecord(signature, self._slot, self._unix_timestamp(), tx, result))
+        self.history.add(TransactionRecord(signature, self._slot, self._slot_time, tx, result))
         if result.view is not None:
             self.prioritization_fees.record(self._slot, result.unit_price, result.view.writable_keys())
 

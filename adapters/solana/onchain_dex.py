@@ -260,7 +260,7 @@ class OnChainDex:
                         TransactionConfirmationStatus.Confirmed,
                         TransactionConfirmationStatus.Finalized,
                     ):
-                        return await self._receipt(signature, terms)
+                        return await self._receipt(swap, tx, terms)
                 elif await self.rpc.block_height() > swap.last_valid_block_height:
                     # Looked up once more: it may have landed between the two calls.
                     if await self.rpc.status(signature) is None:
@@ -284,43 +284,38 @@ class OnChainDex:
         except PreflightFailed:
             pass  # skipped preflight: a node may still simulate; the status decides
 
-    async def _receipt(self, signature: Signature, terms: SwapTerms) -> SwapReceipt:
-        found = await self.rpc.transaction(signature)
+    async def _receipt(self, swap: SignedSwap, tx: VersionedTransaction, terms: SwapTerms) -> SwapReceipt:
+        """What the landed swap did, from the transaction's token balances: the pool's input
+        vault grew by what the wallet paid in, its output vault shrank by what it paid out
+        (the wallet's own SOL moves by rent and fees too, so it is not the measure)."""
+        found = await self.rpc.transaction(Signature.from_string(swap.signature))
         if found is None or found.transaction.meta is None:
-            raise TransientError(f"{self.name}: {signature} landed but the node cannot return it yet")
+            raise TransientError(f"{self.name}: {swap.signature} landed but the node cannot return it yet")
         meta = found.transaction.meta
         pool = self._pool(terms.token_in, terms.token_out)
-        await self._layout(pool)  # the mints' decimals (a fresh process has not read them yet)
+        layout = await self._layout(pool)  # also the mints' decimals, in a fresh process
         mint_in, mint_out = pool.mint_of(terms.token_in), pool.mint_of(terms.token_out)
-        wallet = self.wallet.pubkey()
-        fee = int(meta.fee)
-        # The fee payer (the wallet) is account 0; its SOL moves by the swap and the fee.
-        sol_delta = int(meta.post_balances[0]) - int(meta.pre_balances[0]) + fee
+        vault_in, vault_out = (
+            (layout.vault_0, layout.vault_1) if mint_in == layout.mint_0 else (layout.vault_1, layout.vault_0)
+        )
+        keys = list(tx.message.account_keys)
 
-        def token_delta(mint: Pubkey) -> int:
-            """How the wallet's holding of `mint` changed (a closed account counts as 0)."""
+        def held(balances: Sequence[Any] | None, vault: Pubkey) -> int:
+            index = keys.index(vault)
+            return sum(int(b.ui_token_amount.amount) for b in balances or [] if b.account_index == index)
 
-            def total(balances: Sequence[Any] | None) -> int:
-                held = 0
-                for balance in balances or []:
-                    if balance.mint == mint and balance.owner == wallet:
-                        held += int(balance.ui_token_amount.amount)
-                return held
-
-            return total(meta.post_token_balances) - total(meta.pre_token_balances)
-
-        spent = -sol_delta if mint_in == WSOL_MINT else -token_delta(mint_in)
-        received = sol_delta if mint_out == WSOL_MINT else token_delta(mint_out)
+        spent = held(meta.post_token_balances, vault_in) - held(meta.pre_token_balances, vault_in)
+        received = held(meta.pre_token_balances, vault_out) - held(meta.post_token_balances, vault_out)
         amount_in = _units(spent, self._decimals[mint_in])
         amount_out = _units(received, self._decimals[mint_out])
         return SwapReceipt(
-            tx_hash=str(signature),
+            tx_hash=swap.signature,
             executed_price=_decimal(Fraction(amount_out) / Fraction(amount_in))
             if amount_in > 0
             else Decimal(0),
             amount_out=amount_out,
             slot=int(found.slot),
-            fee_paid=_units(fee, 9),
+            fee_paid=_units(int(meta.fee), 9),
             amount_in=amount_in,
         )
 

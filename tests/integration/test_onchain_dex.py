@@ -6,6 +6,7 @@ needs no Postgres or Redis. One server serves the module and the tests run in or
 so nobody trades on a pool between a test's quote and its swap. A pool made unavailable
 is a copy of a genesis pool at an address of the test's own, named in a pools file of
 its own, so the genesis pools are never disabled; faults are reset after each test.
+The last two tests pin a receipt that once counted the rent of accounts the swap opened.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 from solders.account import Account
+from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs
 from adapters.localnet.rpc_server import LocalnetServer
 from adapters.solana import layouts
+from adapters.solana.instructions import create_associated_token_account_idempotent, wrap_sol
 from adapters.solana.onchain_dex import MAX_COMPUTE_UNITS, OnChainDex, OnChainPolicy
 from adapters.solana.pool_config import (
     PoolBook,
@@ -40,6 +45,7 @@ from adapters.solana.pool_config import (
 from adapters.solana.pool_models import MODELS, PoolLayout, PricedSwap
 from adapters.solana.programs import associated_token_address
 from adapters.solana.rpc import ChainRpc
+from domain.curves.damm_v2 import TimeSchedulerFee
 from domain.errors import NoPool, SwapExpired, SwapRejected, TransientError
 from domain.events import Quote
 from domain.ports import SignedSwap, SwapTerms
@@ -184,8 +190,9 @@ def configured_fee(localnet: Localnet, venue: str) -> Decimal:
         assert layout.config is not None
         config = layouts.decode_cpmm_amm_config(localnet.account(layout.config).data)
         return Decimal(config.trade_fee_rate) / 1_000_000
-    pool = layouts.decode_damm_v2_pool(localnet.account(layout.pool).data)
-    return Decimal(pool.pool_fees.base_fee.cliff_fee_numerator) / 1_000_000_000  # type: ignore[union-attr]
+    base_fee = layouts.decode_damm_v2_pool(localnet.account(layout.pool).data).pool_fees.base_fee
+    assert isinstance(base_fee, TimeSchedulerFee) and base_fee.period_frequency == 0  # a constant fee
+    return Decimal(base_fee.cliff_fee_numerator) / 1_000_000_000
 
 
 def usdc_per_sol(localnet: Localnet, venue: str) -> Fraction:
@@ -266,8 +273,9 @@ def meteora_change(
     return change
 
 
-def activation_in_an_hour(pool: layouts.DammV2PoolAccount, unix: int, slot: int) -> int:
-    return (unix + 3_600) if pool.activation_type == 1 else (slot + 9_000)
+def activation_in_an_hour(pool: layouts.DammV2PoolAccount, unix: int, _: int) -> int:
+    assert pool.activation_type == 1  # the genesis pool activates by unix time
+    return unix + 3_600
 
 
 UNAVAILABLE = [
@@ -281,7 +289,7 @@ UNAVAILABLE = [
     Unavailability(
         "meteora",
         meteora_change(activation_point=activation_in_an_hour),
-        r"activates at (unix time|slot) \d+, not yet",
+        r"activates at unix time \d+, not yet",
     ),
 ]
 
@@ -444,3 +452,54 @@ async def test_a_swap_asking_one_unit_more_than_the_pool_pays_is_refused_at_send
         await dex.send(signed, terms)
 
     assert localnet.landed(owner) == landed_before
+
+
+# -- receipts of wallets that do not hold exactly the genesis accounts --------------------------
+
+
+def funded_wallet(localnet: Localnet, instructions: Callable[[Pubkey], list[Instruction]]) -> Keypair:
+    """A new wallet with 5 SOL, that has run `instructions(wallet)` in one transaction."""
+    wallet = Keypair()
+
+    def fund(chain: LocalChain) -> None:
+        chain.airdrop(wallet.pubkey(), 5 * LAMPORTS)
+        ixs = instructions(wallet.pubkey())
+        if ixs:
+            message = MessageV0.try_compile(wallet.pubkey(), ixs, [], chain.latest_blockhash[0])
+            chain.send(VersionedTransaction(message, [wallet]))
+
+    localnet.call(fund)
+    return wallet
+
+
+async def test_a_first_swap_into_usdc_reports_the_sol_swapped_without_the_new_accounts_rent(
+    venue: Callable[..., OnChainDex], localnet: Localnet
+) -> None:
+    wallet = funded_wallet(localnet, lambda _: [])  # SOL only: the swap opens its USDC account
+    dex = venue("raydium", wallet=wallet)
+    _, terms, signed = await signed_swap(dex, "0.5")
+    await dex.send(signed, terms)
+
+    receipt = await dex.confirm(signed, terms)
+
+    assert receipt.amount_in == Decimal("0.5")  # today 0.50203928: the USDC account's rent
+
+
+async def test_a_swap_from_a_wallet_holding_wrapped_sol_reports_the_sol_swapped(
+    venue: Callable[..., OnChainDex], localnet: Localnet
+) -> None:
+    usdc = localnet.genesis.mints["USDC"]
+    wallet = funded_wallet(
+        localnet,
+        lambda owner: [
+            *wrap_sol(owner, LAMPORTS),
+            create_associated_token_account_idempotent(owner, owner, usdc),
+        ],
+    )
+    dex = venue("raydium", wallet=wallet)
+    _, terms, signed = await signed_swap(dex, "0.5")
+    await dex.send(signed, terms)
+
+    receipt = await dex.confirm(signed, terms)
+
+    assert receipt.amount_in == Decimal("0.5")  # today -0.50203928, and executed_price 0

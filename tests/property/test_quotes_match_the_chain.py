@@ -8,7 +8,7 @@ the genesis house trader then sends `model.swap_instruction` with that price as 
 minimum output: the program refuses a single unit more (ExceededSlippage) and pays
 exactly the price, as the trader's token balances show. Every swap moves the pool, so
 each example meets a new state; the properties are about whatever the state is now.
-The clock is pinned so that no second ticks between a read and a swap.
+The last test checks that a pool program reads the time of its slot, as a quote does.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from solders.account import Account
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -36,8 +38,9 @@ from adapters.solana.layouts import (
     decode_cpmm_pool_state,
     decode_damm_v2_pool,
     decode_token_account,
+    encode_cpmm_pool_state,
 )
-from adapters.solana.pool_models import MODELS, PoolLayout, PoolModel, PricedSwap
+from adapters.solana.pool_models import MODELS, PoolLayout, PoolModel, PoolUnavailable, PricedSwap
 from adapters.solana.programs import WSOL_MINT, associated_token_address, decode_program_error
 from domain.curves import damm_v2
 from domain.curves.cpmm import reserves_without_fees
@@ -279,3 +282,22 @@ def test_the_fee_rate_priced_is_the_pools_configured_fee(
     priced = model.price(layout, quote_accounts(market, model, layout), mint_in, amount)
 
     assert priced.fee_rate == configured_fee(market, venue, layout) == GENESIS_FEE[venue]
+
+
+def test_a_pool_program_reads_the_clock_of_its_slot_as_the_quote_does(tmp_path: Path) -> None:
+    wall = [1_800_000_000.0]
+    chain = LocalChain(emulated_programs=pool_programs(), wall_clock=lambda: wall[0])
+    m = Market(chain, create_genesis(chain, Keypair().pubkey(), pools_file=tmp_path / "pools.json"))
+    chain.tick()
+    wall[0] += 1  # a second passes on the wall clock before the next slot
+    address = m.pool("raydium").address
+    original = account(chain, address)
+    opening = replace(decode_cpmm_pool_state(original.data), open_time=1_800_000_001)
+    chain.set_account(address, Account(original.lamports, encode_cpmm_pool_state(opening), original.owner))
+    model, layout = pool_layout(m, "raydium")
+    with pytest.raises(PoolUnavailable, match="not yet"):  # the slot's Clock says 1_800_000_000
+        model.price(layout, quote_accounts(m, model, layout), WSOL_MINT, 10**9)
+
+    swap = chain.simulate(house_swap(m, "raydium", layout, WSOL_MINT, m.genesis.mints["USDC"], 10**9, 0))
+
+    assert "NotApproved" in decode_program_error(layout.program_id, custom_error(swap))
