@@ -52,7 +52,7 @@ from adapters.solana.instructions import (
     create_associated_token_account_idempotent,
     wrap_sol,
 )
-from adapters.solana.pool_config import ConfiguredPool, PoolBook
+from adapters.solana.pool_config import ConfiguredPool, PoolBook, PoolConfigError
 from adapters.solana.pool_models import PoolLayout, PoolModel, PoolUnavailable, PricedSwap
 from adapters.solana.programs import WSOL_MINT, associated_token_address, decode_program_error
 from adapters.solana.rpc import ChainRpc, PreflightFailed
@@ -103,15 +103,14 @@ class OnChainDex:
         self.policy = policy
         self._monotonic = monotonic
         self._sleep = sleep
-        self._layouts: dict[Pubkey, PoolLayout] = {}
+        self._layouts: dict[Pubkey, tuple[ConfiguredPool, PoolLayout]] = {}
         self._decimals: dict[Pubkey, int] = {}
         self._newest_slot = 0
 
     # -- quote ------------------------------------------------------------------------
 
     async def quote(self, token_in: str, token_out: str, amount: Decimal) -> Quote:
-        pool = self._pool(token_in, token_out)
-        layout = await self._layout(pool)
+        pool, layout = await self._venue_pool(token_in, token_out)
         mint_in, mint_out = pool.mint_of(token_in), pool.mint_of(token_out)
         decimals_in, decimals_out = self._decimals[mint_in], self._decimals[mint_out]
         raw_in = self._raw(amount, decimals_in, token_in)
@@ -144,8 +143,7 @@ class OnChainDex:
     # -- plan (the build step) --------------------------------------------------------
 
     async def plan(self, terms: SwapTerms) -> SwapPlan:
-        pool = self._pool(terms.token_in, terms.token_out)
-        layout = await self._layout(pool)
+        pool, layout = await self._venue_pool(terms.token_in, terms.token_out)
         await self._check_funds(pool, terms)
         instructions = self._instructions(pool, layout, terms, MAX_COMPUTE_UNITS, 0)
         blockhash, _ = await self.rpc.latest_blockhash()
@@ -199,8 +197,7 @@ class OnChainDex:
     # -- sign and send ----------------------------------------------------------------
 
     async def sign(self, terms: SwapTerms, idempotency_key: str) -> SignedSwap:
-        pool = self._pool(terms.token_in, terms.token_out)
-        layout = await self._layout(pool)
+        pool, layout = await self._venue_pool(terms.token_in, terms.token_out)
         instructions = self._instructions(
             pool, layout, terms, terms.compute_units or MAX_COMPUTE_UNITS, terms.priority_fee or 0
         )
@@ -292,8 +289,7 @@ class OnChainDex:
         if found is None or found.transaction.meta is None:
             raise TransientError(f"{self.name}: {swap.signature} landed but the node cannot return it yet")
         meta = found.transaction.meta
-        pool = self._pool(terms.token_in, terms.token_out)
-        layout = await self._layout(pool)  # also the mints' decimals, in a fresh process
+        pool, layout = await self._venue_pool(terms.token_in, terms.token_out)  # decimals too
         mint_in, mint_out = pool.mint_of(terms.token_in), pool.mint_of(terms.token_out)
         vault_in, vault_out = (
             (layout.vault_0, layout.vault_1) if mint_in == layout.mint_0 else (layout.vault_1, layout.vault_0)
@@ -327,30 +323,27 @@ class OnChainDex:
             raise NoPool(token_in, token_out)
         return pool
 
-    async def _layout(self, pool: ConfiguredPool) -> PoolLayout:
-        """The pool's fixed addresses (read once); the mints must be the configured ones."""
-        layout = self._layouts.get(pool.address)
-        if layout is not None:
-            return layout
-        _, (account,) = await self.rpc.accounts([pool.address])
+    async def _venue_pool(self, token_in: str, token_out: str) -> tuple[ConfiguredPool, PoolLayout]:
+        """The pool for the pair with both mints known, and its fixed addresses (read once)."""
+        configured = self._pool(token_in, token_out)
+        known = self._layouts.get(configured.address)
+        if known is not None:
+            return known
+        _, (account,) = await self.rpc.accounts([configured.address])
         if account is None:
-            raise TransientError(f"{self.name}: pool {pool.address} does not exist on this cluster")
-        if account.owner != pool.program_id:
+            raise TransientError(f"{self.name}: pool {configured.address} does not exist on this cluster")
+        if account.owner != configured.program_id:
             raise TransientError(
-                f"{self.name}: {pool.address} is owned by {account.owner}, not {pool.program_id}"
+                f"{self.name}: {configured.address} is owned by {account.owner}, not {configured.program_id}"
             )
         try:
-            layout = self.model.layout(pool.address, account)
-        except PoolUnavailable as exc:
+            layout = self.model.layout(configured.address, account)
+            pool = configured.with_mints({layout.mint_0, layout.mint_1})
+        except (PoolUnavailable, PoolConfigError) as exc:
             raise TransientError(f"{self.name}: {exc}") from None
-        if {layout.mint_0, layout.mint_1} != {pool.base_mint, pool.quote_mint}:
-            raise TransientError(
-                f"{self.name}: pool {pool.address} trades {layout.mint_0}/{layout.mint_1}, "
-                f"not the configured {pool.base} {pool.base_mint} / {pool.quote} {pool.quote_mint}"
-            )
         await self._learn_decimals(layout)
-        self._layouts[pool.address] = layout
-        return layout
+        self._layouts[configured.address] = (pool, layout)
+        return pool, layout
 
     async def _learn_decimals(self, layout: PoolLayout) -> None:
         known = {layout.mint_0: layout.decimals_0, layout.mint_1: layout.decimals_1}

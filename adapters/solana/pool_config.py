@@ -12,7 +12,9 @@
 ```
 
 `tokens` maps the engine's symbols to mints on that cluster (a devnet USDC is not the
-mainnet one); decimals, vaults and fees are read from the chain. `venue` is `raydium`
+mainnet one). It may be left out for a pair whose other side the pool itself names (a
+SOL pair: SOL is the native mint, so the pool's other mint is the token's); decimals,
+vaults and fees are always read from the chain. `venue` is `raydium`
 (Raydium CPMM) or `meteora` (Meteora DAMM v2); `programId` may override the venue's
 program id for the cluster. `orderengine localnet` writes this file for the local chain.
 A pool serves its pair in both directions.
@@ -66,8 +68,9 @@ class ConfiguredPool(msgspec.Struct, frozen=True, kw_only=True):
     venue: Venue
     base: str
     quote: str
-    base_mint: Pubkey
-    quote_mint: Pubkey
+    # None: not in the file; the venue learns it from the pool account (the pool's other mint).
+    base_mint: Pubkey | None
+    quote_mint: Pubkey | None
     address: Pubkey
     program_id: Pubkey
 
@@ -75,7 +78,27 @@ class ConfiguredPool(msgspec.Struct, frozen=True, kw_only=True):
         return {token_in, token_out} == {self.base, self.quote}
 
     def mint_of(self, symbol: str) -> Pubkey:
-        return self.base_mint if symbol == self.base else self.quote_mint
+        mint = self.base_mint if symbol == self.base else self.quote_mint
+        if mint is None:
+            raise LookupError(f"the mint of {symbol} in pool {self.address} is not known yet")
+        return mint
+
+    def with_mints(self, chain_mints: set[Pubkey]) -> ConfiguredPool:
+        """This pool with both mints, the one the file leaves out taken from the pool's account;
+        PoolConfigError if the pool's mints are not the file's."""
+        known = {m for m in (self.base_mint, self.quote_mint) if m is not None}
+        if not known <= chain_mints or len(chain_mints) != 2:
+            named = ", ".join(
+                f"{s} {m}" for s, m in ((self.base, self.base_mint), (self.quote, self.quote_mint)) if m
+            )
+            raise PoolConfigError(
+                f"pool {self.address} trades {' / '.join(map(str, sorted(chain_mints, key=str)))}, "
+                f"not the configured {named}"
+            )
+        (other,) = chain_mints - known if len(known) == 1 else (None,)
+        return msgspec.structs.replace(
+            self, base_mint=self.base_mint or other, quote_mint=self.quote_mint or other
+        )
 
 
 class PoolBook(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,16 +143,15 @@ def check_pool_book(book: PoolsFile, where: str) -> PoolBook:
         base, sep, quote = entry.pair.partition("/")
         if not sep or base == quote:
             raise PoolConfigError(f"{label}: pair must be two different symbols like SOL/USDC")
-        for symbol in (base, quote):
-            if symbol not in mints:
-                raise PoolConfigError(f"{label}: no mint for {symbol} in `tokens`")
+        if base not in mints and quote not in mints:
+            raise PoolConfigError(f"{label}: `tokens` names the mint of neither {base} nor {quote}")
         program = entry.program_id or DEFAULT_PROGRAMS[book.cluster][entry.venue]
         pool = ConfiguredPool(
             venue=entry.venue,
             base=base,
             quote=quote,
-            base_mint=_pubkey(mints[base], f"{label}: mint of {base}"),
-            quote_mint=_pubkey(mints[quote], f"{label}: mint of {quote}"),
+            base_mint=_pubkey(mints[base], f"{label}: mint of {base}") if base in mints else None,
+            quote_mint=_pubkey(mints[quote], f"{label}: mint of {quote}") if quote in mints else None,
             address=_pubkey(entry.address, f"{label}: address"),
             program_id=_pubkey(program, f"{label}: programId"),
         )

@@ -3,6 +3,7 @@ reads and says, and which pools it leaves out and why."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -95,3 +96,20 @@ async def test_a_pair_with_no_pool_on_the_venue_is_no_pool(world: World) -> None
     _, _, _, dexes = world
     with pytest.raises(NoPool):
         await dexes["meteora"].quote("USDC", "USDT", Decimal("1"))
+
+
+async def test_a_pools_file_without_the_tokens_mint_learns_it_from_the_pool(
+    world: World, tmp_path: Path
+) -> None:
+    _, genesis, rpc, _ = world
+    pool = genesis.pool("meteora", "SOL/USDC")
+    bare = tmp_path / "bare.json"
+    entry = {"pair": "SOL/USDC", "venue": "meteora", "address": str(pool.address)}
+    bare.write_text(json.dumps({"cluster": "localnet", "pools": [entry]}))  # no `tokens`
+    dex = OnChainDex(
+        MODELS["meteora"], rpc, Keypair(), load_pool_book(bare), OnChainPolicy(priority_fee_cap=0)
+    )
+
+    quote = await dex.quote("USDC", "SOL", Decimal("150"))
+
+    assert quote.pool == str(pool.address) and Decimal("0.9") < quote.expected_out < Decimal(1)

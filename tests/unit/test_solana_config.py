@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
 from adapters.solana.pool_config import (
     METEORA_DAMM_V2,
@@ -94,7 +95,10 @@ def test_mainnet_pools_use_the_mainnet_program_unless_the_entry_names_one(tmp_pa
         ({"tokens": {"DOGE": USDC}}, "token 'DOGE' is not one the engine trades"),
         ({"tokens": {"USDC": "not-a-key"}}, "the mint of USDC is not a base58 public key"),
         ({"pools": [{"pair": "SOL-USDC", "venue": "raydium", "address": POOL_A}]}, "pair must be two"),
-        ({"pools": [{"pair": "SOL/USDT", "venue": "raydium", "address": POOL_A}]}, "no mint for USDT"),
+        (
+            {"pools": [{"pair": "USDT/BONK", "venue": "raydium", "address": POOL_A}]},
+            "`tokens` names the mint of neither USDT nor BONK",
+        ),
         (
             {"pools": [{"pair": "SOL/USDC", "venue": "orca", "address": POOL_A}]},
             "Invalid enum value 'orca' - at `$.pools[0].venue`",
@@ -129,3 +133,18 @@ def test_a_written_pools_file_reads_back(tmp_path: Path) -> None:
     write_pools_file(path, written)
     book = load_pool_book(path)
     assert book.cluster == "localnet" and [str(p.address) for p in book.pools] == [POOL_B]
+
+
+def test_a_sol_pair_may_leave_the_other_mint_to_the_pool_account(tmp_path: Path) -> None:
+    book = load_pool_book(book_file(tmp_path, tokens={}))
+    pool = book.pool_for("raydium", "SOL", "USDC")
+    assert pool is not None and pool.quote_mint is None
+    other = Keypair().pubkey()
+    resolved = pool.with_mints({other, Pubkey.from_string(NATIVE_SOL_MINT)})
+    assert resolved.mint_of("USDC") == other and str(resolved.mint_of("SOL")) == NATIVE_SOL_MINT
+
+
+def test_a_pool_whose_mints_are_not_the_files_is_refused_when_it_is_read(tmp_path: Path) -> None:
+    pool = load_pool_book(book_file(tmp_path)).pools[0]
+    with pytest.raises(PoolConfigError, match=f"pool {POOL_A} trades"):
+        pool.with_mints({Keypair().pubkey(), Keypair().pubkey()})
