@@ -78,6 +78,8 @@ class OnChainPolicy(msgspec.Struct, frozen=True, kw_only=True):
     poll_interval_s: float = 0.5
     rebroadcast_interval_s: float = 2.0
     explorer_tx_url: str = "https://explorer.solana.com/tx/{tx_hash}?cluster=devnet"
+    # The commitment a landing must reach to count as confirmed (SOLANA_COMMITMENT).
+    commitment: str = "confirmed"
     # A quote read more than this many slots behind the newest slot the venue has seen (an
     # RPC node lagging behind its cluster) is stale: the pool is left out of that routing.
     max_slot_lag: int = 150
@@ -253,10 +255,7 @@ class OnChainDex:
                     if status.err is not None:
                         reason = self._reason(status.err, _instructions_of(tx))
                         raise SwapRejected(f"{self.name}: the swap failed on chain: {reason}")
-                    if status.confirmation_status in (
-                        TransactionConfirmationStatus.Confirmed,
-                        TransactionConfirmationStatus.Finalized,
-                    ):
+                    if _reached(status.confirmation_status, self.policy.commitment):
                         return await self._receipt(swap, tx, terms)
                 elif await self.rpc.block_height() > swap.last_valid_block_height:
                     # Looked up once more: it may have landed between the two calls.
@@ -416,6 +415,20 @@ class OnChainDex:
                 return f"instruction {index}: {decode_program_error(program, inner.code)}"
             return f"instruction {index} ({program}): {inner}"
         return str(err)
+
+
+# solders' status enum is not hashable: the levels are listed in order instead.
+_COMMITMENTS = (
+    TransactionConfirmationStatus.Processed,
+    TransactionConfirmationStatus.Confirmed,
+    TransactionConfirmationStatus.Finalized,
+)
+_LEVELS = {"processed": 0, "confirmed": 1, "finalized": 2}
+
+
+def _reached(status: TransactionConfirmationStatus | None, commitment: str) -> bool:
+    """Whether a signature's status has reached the commitment the engine confirms at."""
+    return status is not None and _COMMITMENTS.index(status) >= _LEVELS[commitment]
 
 
 def _transaction(swap: SignedSwap) -> tuple[VersionedTransaction, Signature]:

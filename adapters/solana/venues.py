@@ -31,6 +31,7 @@ def make_onchain_venues(settings: Settings) -> tuple[dict[str, Dex], ChainRpc]:
         rebroadcast_interval_s=settings.solana_rebroadcast_interval_ms / 1000,
         explorer_tx_url=settings.solana_explorer_tx_url,
         max_slot_lag=settings.solana_max_slot_lag,
+        commitment=settings.solana_commitment,
     )
     venues = {p.venue for p in book.pools}
     dexes: dict[str, Dex] = {

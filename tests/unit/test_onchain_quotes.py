@@ -13,17 +13,16 @@ import pytest
 from solders.account import Account
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.transaction_status import TransactionConfirmationStatus
 
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs
 from adapters.solana import layouts
-from adapters.solana.onchain_dex import OnChainDex, OnChainPolicy
+from adapters.solana.onchain_dex import OnChainDex, OnChainPolicy, _reached
 from adapters.solana.pool_config import load_pool_book
 from adapters.solana.pool_models import MODELS
 from adapters.solana.rpc import ChainRpc
 from domain.errors import NoPool, TransientError
-
-pytestmark = pytest.mark.anyio
 
 
 class InProcessRpc(ChainRpc):
@@ -53,6 +52,7 @@ def world(tmp_path: Path) -> World:
     return chain, genesis, rpc, dexes
 
 
+@pytest.mark.anyio
 async def test_a_quote_prices_the_exact_amount_and_names_its_pool_and_slot(world: World) -> None:
     chain, genesis, rpc, dexes = world
     for _ in range(5):
@@ -68,6 +68,7 @@ async def test_a_quote_prices_the_exact_amount_and_names_its_pool_and_slot(world
     assert rpc.reads == reads + 1  # after the first quote, one getMultipleAccounts per quote
 
 
+@pytest.mark.anyio
 async def test_a_state_read_far_behind_the_newest_slot_seen_is_left_out_as_stale(world: World) -> None:
     chain, _, rpc, dexes = world
     for _ in range(30):
@@ -79,6 +80,7 @@ async def test_a_state_read_far_behind_the_newest_slot_seen_is_left_out_as_stale
         await dexes["meteora"].quote("SOL", "USDC", Decimal("1"))
 
 
+@pytest.mark.anyio
 async def test_a_disabled_pool_is_left_out_with_its_reason(world: World) -> None:
     chain, genesis, _, dexes = world
     address = genesis.pool("raydium", "SOL/USDC").address
@@ -92,12 +94,14 @@ async def test_a_disabled_pool_is_left_out_with_its_reason(world: World) -> None
         await dexes["raydium"].quote("SOL", "USDC", Decimal("1"))
 
 
+@pytest.mark.anyio
 async def test_a_pair_with_no_pool_on_the_venue_is_no_pool(world: World) -> None:
     _, _, _, dexes = world
     with pytest.raises(NoPool):
         await dexes["meteora"].quote("USDC", "USDT", Decimal("1"))
 
 
+@pytest.mark.anyio
 async def test_a_pools_file_without_the_tokens_mint_learns_it_from_the_pool(
     world: World, tmp_path: Path
 ) -> None:
@@ -113,3 +117,20 @@ async def test_a_pools_file_without_the_tokens_mint_learns_it_from_the_pool(
     quote = await dex.quote("USDC", "SOL", Decimal("150"))
 
     assert quote.pool == str(pool.address) and Decimal("0.9") < quote.expected_out < Decimal(1)
+
+
+@pytest.mark.parametrize(
+    ("status", "commitment", "counts"),
+    [
+        (TransactionConfirmationStatus.Processed, "processed", True),
+        (TransactionConfirmationStatus.Processed, "confirmed", False),
+        (TransactionConfirmationStatus.Confirmed, "confirmed", True),
+        (TransactionConfirmationStatus.Finalized, "confirmed", True),
+        (TransactionConfirmationStatus.Confirmed, "finalized", False),
+        (None, "processed", False),
+    ],
+)
+def test_a_landing_counts_once_it_reaches_the_configured_commitment(
+    status: TransactionConfirmationStatus | None, commitment: str, counts: bool
+) -> None:
+    assert _reached(status, commitment) is counts
