@@ -21,6 +21,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
+from adapters import worker_registry
 from adapters.bootstrap import Engine, bootstrap, require_urls
 from adapters.dramatiq_broker import make_broker
 from adapters.settings import Settings
@@ -95,6 +96,10 @@ def run_worker(settings: Settings) -> int:
     worker = dramatiq.Worker(
         broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_idle_ms
     )
+    # A dead worker of this host (killed, or the whole engine) gives its messages back now,
+    # not after the heartbeat timeout: its orders resume as soon as this worker runs.
+    worker_registry.register(broker.client, runtime.engine.layout, broker.broker_id)
+    worker_registry.reclaim_dead_workers(broker.client, runtime.engine.layout, own_broker_id=broker.broker_id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -103,5 +108,6 @@ def run_worker(settings: Settings) -> int:
     stop.wait()
     log.info("worker stopping")
     worker.stop(timeout=10_000)
+    worker_registry.unregister(broker.client, runtime.engine.layout, broker.broker_id)
     broker.close()
     return 0

@@ -1,0 +1,46 @@
+"""A killed worker's orders resume as soon as a new worker runs, not after the heartbeat
+timeout: the new worker gives the dead one's messages back to their queues at boot."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.engine import Engine
+
+pytestmark = pytest.mark.e2e
+
+
+def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
+    start_engine: Callable[..., Engine], own_database_url: str
+) -> None:
+    # Ten minutes of heartbeat timeout and no re-driving: without the reclaim at boot the
+    # dead worker's orders would stand still far longer than this test waits.
+    engine = start_engine(
+        own_database_url,
+        MOCK_LATENCY_SCALE="1",
+        MOCK_QUOTE_MIN_MS="50",
+        MOCK_QUOTE_MAX_MS="100",
+        MOCK_SWAP_MIN_MS="2000",
+        MOCK_SWAP_MAX_MS="3000",
+        WORKER_HEARTBEAT_TIMEOUT_MS="600000",
+        STUCK_AFTER_S="600",
+    )
+    try:
+        orders = [engine.submit(userId=f"recover-{i}", amount="0.5") for i in range(12)]
+        time.sleep(1.0)  # the worker holds them now: quoting, swapping
+        victim = engine.worker_process()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        later = engine.submit(userId="recover-late", amount="0.5")  # placed while it is down
+
+        for order_id in [*orders, later]:
+            order = engine.wait_for_status(order_id, {"confirmed", "failed"}, timeout=60)
+            assert order["status"] == "confirmed", order
+        assert "reclaimed the messages of a dead worker" in engine.log_path.read_text(errors="replace")
+        assert engine.worker_process().pid != victim.pid
+    finally:
+        engine.stop()
