@@ -54,13 +54,44 @@ _DELAY_QUEUE_WAIT_MS = 100
 _STOP_CHECK_S = 0.2
 
 
+def is_infrastructure_error(exc: BaseException | None) -> bool:
+    """Postgres or Redis unreachable for a moment (a restart, a lost connection, a pool
+    that cannot get one): the step is run again as it was, and it is not an attempt."""
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError | redis.ConnectionError | redis.TimeoutError
+    )
+
+
 def _retry_when(max_attempts: int):  # type: ignore[no-untyped-def]
+    # `retries` counts both kinds: a step's own retries (bounded by the order's attempts,
+    # which the domain enforces) and infrastructure ones (bounded here).
     def retry_when(retries: int, exc: BaseException) -> bool:
         if isinstance(exc, dramatiq.Retry):
-            return retries < max_attempts
-        return isinstance(exc, psycopg.OperationalError | redis.ConnectionError) and retries < INFRA_RETRIES
+            return retries < max_attempts + INFRA_RETRIES
+        return is_infrastructure_error(exc) and retries < INFRA_RETRIES + max_attempts
 
     return retry_when
+
+
+INFRA_RETRIES_OPTION = "infra_retries"
+
+
+class InfrastructureRetries(dramatiq.Middleware):  # type: ignore[misc]
+    """Counts a message's retries caused by infrastructure errors apart (in its options),
+    so that the order's attempt number is the step's own retries only: a Postgres restart
+    must never use up an order's attempts. Placed after Retries: the after-hooks run in
+    reverse, so this one counts before Retries re-enqueues the message."""
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Message[Any], *, result: Any = None, exception: Any = None
+    ) -> None:
+        if is_infrastructure_error(exception):
+            message.options[INFRA_RETRIES_OPTION] = message.options.get(INFRA_RETRIES_OPTION, 0) + 1
+
+
+def order_attempt(options: dict[str, Any]) -> int:
+    """The order's attempt a message's run is: its retries, less those infrastructure caused."""
+    return max(1, int(options.get("retries", 0)) - int(options.get(INFRA_RETRIES_OPTION, 0)) + 1)
 
 
 class WakeUps:
@@ -222,6 +253,7 @@ def make_broker(settings: Settings, redis_url: str, layout: RedisLayout) -> Waki
             max_backoff=60_000,
             retry_when=_retry_when(settings.max_retries),
         ),
+        InfrastructureRetries(),
     ]
     return WakingRedisBroker(
         url=redis_url,

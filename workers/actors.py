@@ -22,6 +22,7 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import CurrentMessage
 
 from adapters import metrics
+from adapters.dramatiq_broker import order_attempt
 from adapters.redis_layout import PRIORITY_QUEUE, QUEUE
 from adapters.step_queue import actor_name
 from domain.errors import DomainError
@@ -69,7 +70,7 @@ def _actor_fn(step: Step, name: str, run_step: RunStep) -> Callable[..., None]:
         # The order as the sender recorded it; unreadable, it is read from the log instead.
         known = _known_state(state)
         message = CurrentMessage.get_current_message()
-        attempt = (message.options.get("retries", 0) if message else 0) + 1
+        attempt = order_attempt(message.options) if message else 1
         message_id = message.message_id if message else ""
         loop = get_event_loop_thread()
         if loop is None:
