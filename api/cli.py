@@ -10,8 +10,10 @@ orderengine projections rebuild|status rebuild a read model without downtime, or
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
+from adapters import preflight
 from adapters.settings import Settings, SettingsError, load_settings
 
 
@@ -105,6 +107,42 @@ def _launch(settings: Settings, token: str) -> int:
     return 0
 
 
+def _check_servers(settings: Settings, command: str) -> int:
+    """Before a process starts on its own: can it use its Postgres and Redis? 0 if so;
+    otherwise it prints one line saying which cannot be used and why, and returns the exit code.
+
+    A container's servers may still be starting, so a server not up yet is waited for (up
+    to START_WAIT_S, adapters/preflight.py). `orderengine run` checks in the supervisor.
+    """
+    if command == "migrate":
+        if settings.database_url is None:
+            return 0  # it starts the embedded Postgres itself
+    elif not settings.has_external_servers:
+        print(
+            f"orderengine: configuration error: orderengine {command} needs DATABASE_URL and REDIS_URL "
+            "(orderengine run starts embedded servers when they are unset)",
+            file=sys.stderr,
+        )
+        return preflight.EXIT_CONFIGURATION
+    try:
+        # The API alone rides out a Redis outage (orders get 503, /readyz names Redis, its
+        # stream reader reconnects), so it may start during one; the others need Redis to work.
+        tolerated = preflight.check_servers(
+            database_url=settings.database_url,
+            redis_url=None if command == "migrate" else settings.redis_url,
+            wait_s=preflight.START_WAIT_S,
+            tolerate_redis_outage=command == "api",
+        )
+    except preflight.ServersUnreachable as exc:
+        print(f"orderengine: {exc}", file=sys.stderr, flush=True)
+        return preflight.EXIT_UNREACHABLE
+    for problem in tolerated:
+        logging.getLogger("orderengine.preflight").warning(
+            "%s; starting anyway: orders get 503 and /readyz names it until it answers", problem
+        )
+    return 0
+
+
 def _run(settings: Settings, localnet_port: int | None = None) -> int:
     from api.supervisor import run_engine
 
@@ -167,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as exc:
         print(f"orderengine: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return preflight.EXIT_CONFIGURATION
     from adapters.logging_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if args.command in {"api", "worker", "scheduler", "migrate"}:
+        if (code := _check_servers(settings, args.command)) != 0:
+            return code
     if args.command in {"api", "worker", "scheduler"} and settings.database_url:
         from db.migrate import apply_migrations
 

@@ -5,7 +5,10 @@ migrations, runs the API, the worker and the scheduler as child processes, and o
 Ctrl-C or SIGTERM stops them (SIGTERM, SIGKILL after a grace period), then the
 servers it started. A child that dies is restarted (at most MAX_RESTARTS a minute).
 Exit code: 0 after a requested stop (SIGINT or SIGTERM), 1 when children keep dying,
-the API never becomes healthy, or the data folder is in use.
+the API never becomes healthy, or the data folder is in use; 4 when a configured Postgres
+or Redis cannot be used (checked before anything starts, adapters/preflight.py), or a
+child exits 4 before the engine is ready; 2 when a child refuses its configuration. A
+child exiting 2, or 4 before the engine is ready, is not restarted: it printed its one line.
 
 Metrics: each run gets an empty directory of its own under METRICS_DIR and passes it
 to every child as PROMETHEUS_MULTIPROC_DIR, so the API's /metrics shows the worker's
@@ -31,6 +34,7 @@ from types import FrameType
 from prometheus_client.multiprocess import mark_process_dead
 
 from adapters.embedded_servers import EmbeddedServers, EmbeddedServersError
+from adapters.preflight import EXIT_CONFIGURATION, EXIT_UNREACHABLE, ServersUnreachable, check_servers
 from adapters.settings import REPO_ROOT, Settings
 
 ROLES = ("api", "worker", "scheduler")  # what `orderengine <role>` runs
@@ -82,6 +86,14 @@ def run_engine(settings: Settings, *, localnet_port: int | None = None) -> int:
     metrics_dir: MetricsDir | None = None
     try:
         database_url, redis_url = settings.database_url, settings.redis_url
+        # The configured servers, before anything starts: one line and EXIT_UNREACHABLE if
+        # one cannot be used, never children that start and crash-loop. No waiting here:
+        # whoever runs the whole engine is at a terminal and can start it again.
+        try:
+            check_servers(database_url=database_url, redis_url=redis_url)
+        except ServersUnreachable as exc:
+            print(f"orderengine: {exc}", file=sys.stderr, flush=True)
+            return EXIT_UNREACHABLE
         if database_url is None or redis_url is None:
             # persist=True: Valkey holds the Dramatiq queues, which should survive a restart.
             servers = EmbeddedServers(settings.data_dir, persist=True)
@@ -242,6 +254,12 @@ def _supervise(
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
             # Its counters and histograms stay (they are totals); its live gauges go.
             mark_process_dead(child.pid, env[MULTIPROC_ENV])
+            if code == EXIT_CONFIGURATION or (code == EXIT_UNREACHABLE and not ready):
+                # It could not start and said why in one line: its settings will not change,
+                # and a server it cannot use at start-up is no crash to restart through.
+                # (Once the engine has been ready, an unreachable server is an outage: a
+                # restart, which waits for it a while, is then the way back.)
+                return int(code)
             now = time.monotonic()
             restarts[:] = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
             if len(restarts) > MAX_RESTARTS:
