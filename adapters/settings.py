@@ -182,6 +182,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
                 text = f"<{len(value)} keys, users {sorted(set(value.values()))}>"
             elif f.secret and value:
                 text = "'***'"
+            elif f.name in ("database_url", "redis_url") and value:
+                from adapters.preflight import mask_url  # a URL's password is never printed
+
+                text = repr(mask_url(value))
             else:
                 text = repr(value)
             shown.append(f"{f.name}={text}")

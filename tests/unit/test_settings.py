@@ -374,3 +374,15 @@ def test_on_chain_settings_load_with_a_valid_wallet_and_pools_file(tmp_path: Pat
     )
     assert s.use_real_devnet and s.pools_path == pools
     assert str(keypair) not in repr(s)
+
+
+def test_the_settings_never_print_a_password_in_a_url() -> None:
+    s = load_settings(
+        {
+            "DATABASE_URL": "postgresql://app:hunter22@db.internal:5432/oe",
+            "REDIS_URL": "redis://:s3cr3tpass@cache.internal:6379/0",
+        }
+    )
+    shown = repr(s)
+    assert "hunter22" not in shown and "s3cr3tpass" not in shown
+    assert "db.internal:5432/oe" in shown and "cache.internal:6379/0" in shown
