@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from psycopg import AsyncConnection
+from psycopg_pool import PoolTimeout
 
+from adapters.database import is_connection_failure
 from domain.errors import ConcurrencyConflict
 from domain.events import Event, decode_event, encode_event, event_type
 from domain.ports import EventMetadata, RecordedEvent
+
+T = TypeVar("T")
 
 log = logging.getLogger("orderengine.event_store")
 
@@ -149,9 +153,16 @@ class PostgresEventStore:
                         meta,
                     )
                 )
-        async with self._connection() as conn:
-            cur = await conn.execute(_APPEND, (_encoder.encode(rows).decode(),))
-            rows_back = await cur.fetchall()
+        payload = (_encoder.encode(rows).decode(),)
+
+        async def append(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
+            cur = await conn.execute(_APPEND, payload)
+            return await cur.fetchall()
+
+        # Retried once on a connection Postgres closed: should the first call have committed
+        # after all, the second finds the streams moved on and reports a conflict, which the
+        # writer resolves by re-reading (it recognises its own command there).
+        rows_back = await self._on_connection(append)
         stored: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows_back:
             stored.setdefault(row[0], []).append(row)
@@ -186,28 +197,45 @@ class PostgresEventStore:
                 ]
             )
 
-    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+    async def _on_connection(self, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """`work` on a pooled connection, once more on another if Postgres closed the first
+        (a restart kills every connection; the pool replaces them, this call need not fail)."""
+        try:
+            async with self._connection() as conn:
+                return await work(conn)
+        except Exception as exc:
+            if isinstance(exc, PoolTimeout) or not is_connection_failure(exc):
+                raise
+            log.info("Postgres closed the connection (%s); once more on another", exc)
         async with self._connection() as conn:
+            return await work(conn)
+
+    async def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
+        async def read(conn: AsyncConnection[Any]) -> list[RecordedEvent]:
             cur = await conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = %s AND version > %s ORDER BY version",
                 (stream_id, after_version),
             )
             return [row_to_recorded(r) for r in await cur.fetchall()]
 
+        return await self._on_connection(read)
+
     async def last_position(self) -> int:
-        async with self._connection() as conn:
+        async def read(conn: AsyncConnection[Any]) -> int:
             cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
+        return await self._on_connection(read)
+
     async def read_all(self, after: int, limit: int) -> list[RecordedEvent]:
         """Events with position > `after`, in position order."""
-        async with self._connection() as conn:
-            return await read_all(conn, after, limit)
+        return await self._on_connection(lambda conn: read_all(conn, after, limit))
 
     async def read_user_events(self, user_id: str, after: int, limit: int) -> list[RecordedEvent]:
         """Events of every order `user_id` placed, with position > `after`, in position order."""
-        async with self._connection() as conn:
+
+        async def read(conn: AsyncConnection[Any]) -> list[RecordedEvent]:
             cur = await conn.execute(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE position > %s AND stream_id IN "
                 "(SELECT stream_id FROM events WHERE version = 1 AND data->>'user_id' = %s) "
@@ -216,15 +244,18 @@ class PostgresEventStore:
             )
             return [row_to_recorded(r) for r in await cur.fetchall()]
 
+        return await self._on_connection(read)
+
     async def users_of(self, stream_ids: list[str]) -> dict[str, str]:
         """The user who placed each of these orders (streams that are not orders are left out)."""
-        async with self._connection() as conn:
-            return await users_of(conn, stream_ids)
+        return await self._on_connection(lambda conn: users_of(conn, stream_ids))
 
     async def stream_exists(self, stream_id: str) -> bool:
-        async with self._connection() as conn:
+        async def read(conn: AsyncConnection[Any]) -> bool:
             cur = await conn.execute("SELECT 1 FROM events WHERE stream_id = %s LIMIT 1", (stream_id,))
             return await cur.fetchone() is not None
+
+        return await self._on_connection(read)
 
 
 async def read_all(conn: AsyncConnection[Any], after: int, limit: int) -> list[RecordedEvent]:
