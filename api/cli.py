@@ -35,7 +35,7 @@ def _api(settings: Settings) -> int:
         # Clients keep connections open between orders; past uvicorn's 5 s default they
         # raced its close and got a reset on their next request (seen in a flood).
         timeout_keep_alive=65,
-        ws="websockets-sansio",
+        ws="api.ws_protocol:WebSocketsProtocol",  # websockets-sansio that answers what it refuses
         # Messages are small JSON: compression halves no bandwidth worth having and
         # doubles the memory of each connection (79 kB against 36 kB, measured).
         ws_per_message_deflate=False,

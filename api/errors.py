@@ -16,7 +16,7 @@ import redis.exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from api.order_request import RequestError
+from api.request_error import RequestError
 from api.schemas import ErrorBody, error_body
 from domain.errors import DomainError, OrderNotFound, RateLimited
 
@@ -48,9 +48,13 @@ def _rate_limited(_: Request[Any, Any, Any], exc: RateLimited) -> Response[Any]:
     return response
 
 
+# 400 when the body is not JSON at all; 404 when a path parameter fails its rule (so the
+# path names nothing); 422 when a value fails validation.
+_REQUEST_ERROR_STATUS = {"malformed_json": 400, "not_found": 404}
+
+
 def _request_error(_: Request[Any, Any, Any], exc: RequestError) -> Response[Any]:
-    # 400 when the body is not JSON at all; 422 when it is but a value fails validation.
-    return error_response(400 if exc.code == "malformed_json" else 422, exc.code, exc.message, exc.field)
+    return error_response(_REQUEST_ERROR_STATUS.get(exc.code, 422), exc.code, exc.message, exc.field)
 
 
 def _not_found(_: Request[Any, Any, Any], exc: OrderNotFound) -> Response[Any]:
@@ -64,9 +68,11 @@ def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
 
 def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("dependency unavailable: %s", exc)
-    return error_response(
+    response = error_response(
         503, "unavailable", "a backing service (Postgres or Redis) is unavailable; retry shortly"
     )
+    response.headers["Retry-After"] = "1"  # a restart or a lost connection lasts seconds
+    return response
 
 
 # Errors Litestar raises itself (routing, body size), named like ours rather than all "http_error".

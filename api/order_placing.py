@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.settings import Settings
-from api.order_request import RequestError, parse_order_request
+from api.input_rules import header_identifier
+from api.order_request import parse_order_request
 from domain.services.placing import OrderRequest, Placed, Placement
-
-MAX_IDEMPOTENCY_KEY = 128
 
 
 def order_request(
     settings: Settings, raw_body: bytes, *, caller: str | None, idempotency_key: str | None
 ) -> OrderRequest:
-    """The validated order; RequestError naming the field that is wrong."""
+    """The validated order; RequestError (api/request_error.py) naming the field that is wrong."""
     body = parse_order_request(
         raw_body,
         max_slippage=settings.max_slippage,
@@ -28,11 +27,11 @@ def order_request(
         caller=caller,
     )
     assert body.userId is not None  # parse_order_request fills or refuses it
-    key = idempotency_key or body.clientOrderId
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise RequestError(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
-        )
+    # A header that is present is checked, even empty: ignoring an empty one would place a
+    # retry as a new order. The body's clientOrderId passed the same rule in parse_order_request.
+    if idempotency_key is not None:
+        header_identifier("Idempotency-Key", idempotency_key)
+    key = idempotency_key if idempotency_key is not None else body.clientOrderId
     return OrderRequest(
         user_id=body.userId,
         order_type=body.orderType,

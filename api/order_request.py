@@ -12,39 +12,41 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from api.input_rules import (
+    IDENTIFIER_PATTERN,
+    MAX_ID_LENGTH,
+    identifier,
+    plain_decimal,
+    token_symbol,
+    whole_number,
+)
+from api.request_error import RequestError
 from domain.tokens import TOKENS
 
+__all__ = ["RequestError"]  # raised by every parser here; defined in api/request_error.py
 
-class RequestError(Exception):
-    """Bad input, with the field (if one is to blame) and the reason: HTTP 400 for a body
-    that is not JSON (`malformed_json`), 422 for one whose values fail validation."""
-
-    def __init__(self, message: str, field: str | None = None, code: str = "invalid_request") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.code = code
+T = TypeVar("T")
 
 
 # OrderRequest's annotations only document (the OpenAPI schema at /schema is generated from
 # these types); none constrains decoding, so every check stays in `_check`, whose errors name
 # the field.
 TokenSymbol = Annotated[str, Meta(description="A token symbol", extra_json_schema={"enum": sorted(TOKENS)})]
-Id128 = Annotated[str, Meta(extra_json_schema={"minLength": 1, "maxLength": 128})]
+# userId, clientOrderId (and the Idempotency-Key header): api/input_rules.py `identifier`.
+Id128 = Annotated[
+    str, Meta(extra_json_schema={"minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": IDENTIFIER_PATTERN})
+]
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     userId: Annotated[
         Id128 | None,
-        Meta(
-            description="Required when the API runs open; with an API key, the key's user is used instead",
-            extra_json_schema={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"},  # not blank, no NUL
-        ),
+        Meta(description="Required when the API runs open; with an API key, the key's user is used instead"),
     ] = None
     orderType: Literal["market", "limit", "sniper"]
     tokenIn: TokenSymbol
@@ -101,7 +103,7 @@ def parse_order_request(
     if not body.strip():
         raise RequestError("request body is empty: send a JSON object", code="malformed_json")
     try:
-        request = _decoder.decode(body)
+        request = _decode(_decoder, body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         for pattern, code in (
@@ -119,6 +121,7 @@ def parse_order_request(
         request = msgspec.structs.replace(request, userId=caller)
     elif request.userId is None:
         raise RequestError("missing required field `userId`", field="userId", code="missing_field")
+    _check_decimal_texts(body, max_slippage)
     _check(request, max_slippage)
     if request.slippageTolerance is None:
         request = msgspec.structs.replace(request, slippageTolerance=default_slippage)
@@ -147,11 +150,38 @@ def _humanise(text: str) -> str:
     return text.replace("`$.", "`")
 
 
+def _decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    """msgspec's decode, with a body that is not UTF-8 refused as malformed (msgspec raises
+    UnicodeDecodeError for invalid UTF-8 inside a string, which would be a 500)."""
+    try:
+        return decoder.decode(body)
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            f"malformed JSON: the body is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} in a string)",
+            code="malformed_json",
+        ) from None
+
+
+_DECIMAL_FIELDS = ("amount", "limitPrice", "slippageTolerance")
+
+
+def _check_decimal_texts(body: bytes, max_slippage: Decimal) -> None:
+    """A decimal sent as a string must be written as a JSON number would be: msgspec (like
+    Python's Decimal) also reads "1_000", " 1.5 " and "NaN". A JSON number is exact already."""
+    raw = msgspec.json.decode(body)  # valid: the typed decode has just read it
+    for field in _DECIMAL_FIELDS:
+        text = raw.get(field)
+        if isinstance(text, str):
+            if field == "slippageTolerance":
+                plain_decimal(field, text, what=f"between 0 and {max_slippage}")
+            else:
+                plain_decimal(field, text, what="greater than 0")
+
+
 def _check(r: OrderRequest, max_slippage: Decimal) -> None:
-    if r.userId is None or not r.userId.strip() or len(r.userId) > 128:
-        raise RequestError("userId must be 1 to 128 characters", field="userId")
-    if "\x00" in r.userId:  # Postgres cannot store it: the order would fail with a 500
-        raise RequestError("userId must not contain NUL characters", field="userId")
+    if r.userId is None:
+        raise RequestError("missing required field `userId`", field="userId", code="missing_field")
+    identifier("userId", r.userId)
     for field, symbol in (("tokenIn", r.tokenIn), ("tokenOut", r.tokenOut)):
         _known_token(symbol, field)
     if r.tokenIn == r.tokenOut:
@@ -163,8 +193,8 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
         _positive("limitPrice", r.limitPrice)
     elif r.limitPrice is not None:
         raise RequestError(f"limitPrice only applies to limit orders, not {r.orderType}", field="limitPrice")
-    if r.clientOrderId is not None and not 1 <= len(r.clientOrderId) <= 128:
-        raise RequestError("clientOrderId must be 1 to 128 characters", field="clientOrderId")
+    if r.clientOrderId is not None:
+        identifier("clientOrderId", r.clientOrderId)
     if r.expiresAt is not None and r.orderType != "limit":
         raise RequestError(f"expiresAt only applies to limit orders, not {r.orderType}", field="expiresAt")
     if r.slippageTolerance is not None:
@@ -177,10 +207,7 @@ def _check(r: OrderRequest, max_slippage: Decimal) -> None:
 
 
 def _known_token(symbol: str, field: str) -> None:
-    if symbol not in TOKENS:
-        raise RequestError(
-            f"unknown token {symbol!r}; known tokens: {', '.join(sorted(TOKENS))}", field=field
-        )
+    token_symbol(field, symbol)
 
 
 # Every decimal an order or a price carries ends up in the read model's `numeric` columns
@@ -218,23 +245,26 @@ def parse_market_prices(body: bytes) -> dict[str, Decimal]:
     """`{"SOL": "160", …}`: USD prices for known tokens, each > 0; RequestError naming the token."""
     try:
         # Values decoded one by one: msgspec names a bad dict value only as `$[...]`.
-        items = msgspec.json.decode(body or b"{}", type=PriceUpdate)
+        items = _decode(_prices_decoder, body or b"{}")
     except msgspec.ValidationError:
         raise RequestError('expected an object of token prices, e.g. {"SOL": "160"}') from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
     raw: dict[str, Decimal] = {}
     for symbol, value in items.items():
-        try:
+        _known_token(symbol, symbol)
+        if isinstance(value, str):
+            raw[symbol] = plain_decimal(symbol, value, what="greater than 0")
+        else:  # a JSON number (an int, or a float whose shortest text is its decimal)
             raw[symbol] = Decimal(str(value))
-        except ArithmeticError:
-            raise RequestError(f"{symbol} must be a number", field=symbol) from None
     if not raw:
         raise RequestError('give at least one token price, e.g. {"SOL": "160"}')
     for symbol, price in raw.items():
-        _known_token(symbol, symbol)
         _positive(symbol, price)
     return raw
+
+
+_prices_decoder = msgspec.json.Decoder(PriceUpdate)
 
 
 class LaunchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -244,13 +274,16 @@ class LaunchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def parse_launch_request(body: bytes) -> str:
     """`{"token": "LAUNCH"}`: a known token; RequestError naming the field."""
     try:
-        request = msgspec.json.decode(body or b"{}", type=LaunchRequest)
+        request = _decode(_launch_decoder, body or b"{}")
     except msgspec.ValidationError as exc:
         raise RequestError(_humanise(str(exc)), field="token") from None
     except msgspec.DecodeError as exc:
         raise RequestError(f"malformed JSON: {exc}", code="malformed_json") from None
     _known_token(request.token, "token")
     return request.token
+
+
+_launch_decoder = msgspec.json.Decoder(LaunchRequest)
 
 
 # The statuses an order can be listed by (every status but `new`, which no stored order has).
@@ -263,12 +296,10 @@ MAX_PAGE = 200
 class OrderListQuery(msgspec.Struct, frozen=True, kw_only=True):
     """The query of `GET /api/orders`: decoded by `parse_list_query` and documented from this type."""
 
-    # No NUL: Postgres cannot compare text with it (and no stored userId has one).
+    # The body's rule (api/input_rules.py): no stored userId breaks it, and Postgres cannot
+    # compare text with a NUL in it.
     userId: (
-        Annotated[
-            str, Meta(pattern=r"^[^\x00]*$", description="Only this user's orders (with an API key, its own)")
-        ]
-        | UnsetType
+        Annotated[Id128, Meta(description="Only this user's orders (with an API key, its own)")] | UnsetType
     ) = UNSET
     status: Annotated[OrderStatus, Meta(description="Only orders in this status")] | UnsetType = UNSET
     limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Orders per page")] = 50
@@ -277,6 +308,10 @@ class OrderListQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_list_query(params: Mapping[str, str]) -> OrderListQuery:
     """Query parameters (strings) converted to their types; RequestError naming a bad one."""
+    if "userId" in params:
+        identifier("userId", params["userId"])
+    if "limit" in params:  # digits only, as every whole number in a URL (msgspec also reads "1e1")
+        whole_number("limit", params["limit"], maximum=MAX_PAGE, minimum=1)
     try:
         # strict=False: a query value is always a string, "50" must become the int 50.
         return msgspec.convert({key: params[key] for key in params}, OrderListQuery, strict=False)

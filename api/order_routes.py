@@ -7,7 +7,6 @@ cancellation) or read a projection, and shape the answer.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -15,9 +14,11 @@ from litestar import Request, delete, get, post
 from litestar.params import PathParameter
 from msgspec import UNSET
 
+from api import input_rules
 from api.auth import caller_of, ensure_visible, owner_of
 from api.context import ApiDependency
 from api.errors import Forbidden
+from api.input_rules import in_path
 from api.openapi_docs import (
     BEARER,
     IDEMPOTENCY_CONFLICT,
@@ -54,11 +55,9 @@ OrderIdPath = Annotated[str, PathParameter(description="The order's id", schema_
 
 
 def parse_order_id(raw: str) -> str:
-    """Order ids are UUIDs; anything else cannot name an order."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise OrderNotFound(raw) from None
+    """Order ids are UUIDs (the WebSocket's rule too); anything else names no order: 404,
+    saying why."""
+    return in_path(input_rules.order_id, "orderId", raw)
 
 
 @post(

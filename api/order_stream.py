@@ -15,21 +15,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 import msgspec
 from litestar.exceptions import WebSocketDisconnect
+from uvicorn.protocols.utils import ClientDisconnected
 
 from adapters.metrics import websocket_connection
+from api import input_rules
 from api.auth import caller_of, owner_of
 from api.context import Api
 from api.fanout import StreamHub, Subscription
+from api.input_rules import MAX_POSITION, MAX_VERSION, identifier, whole_number
 from api.live_entry import LiveEntry, is_internal, order_message_text, user_message_text
 from api.order_placing import place
-from api.order_request import RequestError
+from api.request_error import RequestError
 from domain.errors import DomainError, RateLimited
 from domain.order import TERMINAL, status_of
 from domain.ports import RecordedEvent
@@ -38,6 +40,9 @@ log = logging.getLogger("orderengine.ws")
 
 HISTORY_PAGE = 1_000
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# A send to a client that has gone raises ClientDisconnected (uvicorn) rather than
+# WebSocketDisconnect (Litestar, on receive): both mean the client left, not a bug.
+CLIENT_LEFT = (WebSocketDisconnect, ClientDisconnected)
 
 
 class Refused(Exception):
@@ -47,6 +52,11 @@ class Refused(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason.encode()[:123].decode(errors="ignore")  # the protocol's limit
+
+    @classmethod
+    def of(cls, error: RequestError) -> Refused:
+        """A parameter that fails its rule (api/input_rules.py): the rule's message, as HTTP's 422 says it."""
+        return cls(error.message)
 
 
 # -- entry points -----------------------------------------------------------------
@@ -82,10 +92,22 @@ async def _serve(socket: Any, api: Api, run: Callable[[], Awaitable[None]]) -> N
         return
     try:
         with websocket_connection():
-            await run()
+            try:
+                await run()
+            except RequestError as error:  # a query or path parameter that fails its rule
+                raise Refused.of(error) from None
     except Refused as refused:
+        query = socket.scope.get("query_string", b"").decode("latin-1")
+        log.info(
+            "websocket refused",
+            extra={
+                "path": _shown(socket.scope.get("path", "") + (f"?{query}" if query else "")),
+                "code": refused.code,
+                "reason": refused.reason,
+            },
+        )
         await _close(socket, refused.code, refused.reason)
-    except WebSocketDisconnect:
+    except CLIENT_LEFT:
         pass
     except Exception:
         # Litestar would close with 4500 and log nothing; say what broke, close with 1011.
@@ -93,6 +115,11 @@ async def _serve(socket: Any, api: Api, run: Callable[[], Awaitable[None]]) -> N
         await _close(socket, 1011, "internal error")
     finally:
         api.ws_limits.release(owner)
+
+
+def _shown(path: str, limit: int = 200) -> str:
+    """A path for a log line: a client may send kilobytes of it."""
+    return path if len(path) <= limit else f"{path[:limit]}… ({len(path)} characters)"
 
 
 async def _close(socket: Any, code: int, reason: str) -> None:
@@ -108,13 +135,13 @@ async def _until_client_leaves(
     async with anyio.create_task_group() as tg:
 
         async def watch_client() -> None:
-            with contextlib.suppress(WebSocketDisconnect):
+            with contextlib.suppress(*CLIENT_LEFT):
                 while True:
                     await socket.receive_data(mode="text")
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch_client)
-        with contextlib.suppress(WebSocketDisconnect):
+        with contextlib.suppress(*CLIENT_LEFT):
             finished = await pump()
         if finished and close_when_done:
             tg.cancel_scope.cancel()
@@ -122,13 +149,13 @@ async def _until_client_leaves(
     return finished and close_when_done
 
 
-def _whole_number(query: Any, *names: str) -> int:
+def _resume_point(query: Any, maximum: int, *names: str) -> int:
+    """The first of `names` given, by the whole-number rule up to `maximum` (the store's
+    column range); 0 when none is."""
     for name in names:
         raw = query.get(name)
         if raw is not None:
-            if not raw.isdigit():
-                raise Refused(f"{name} must be a whole number >= 0")
-            return int(raw)
+            return whole_number(name, raw, maximum)
     return 0
 
 
@@ -137,24 +164,24 @@ def _whole_number(query: Any, *names: str) -> int:
 
 async def _order_stream(socket: Any, api: Api, raw_id: str | None, from_version: int | None = None) -> None:
     try:
-        order_id = str(uuid.UUID(raw_id or ""))
-    except ValueError:
-        raise Refused("orderId must be a UUID (or give userId to stream a user's orders)") from None
+        oid = input_rules.order_id("orderId", raw_id or "")
+    except RequestError as error:
+        raise Refused(f"{error.message} (or give userId to stream a user's orders)") from None
     if from_version is None:
         # `lastEventId` lets an EventSource-style client resume with the last version it saw.
-        from_version = _whole_number(socket.query_params, "fromVersion", "lastEventId")
+        from_version = _resume_point(socket.query_params, MAX_VERSION, "fromVersion", "lastEventId")
     hub: StreamHub = api.hub
-    with hub.order(order_id) as sub:  # before reading history: nothing can fall between
-        history = await api.engine.store.read_stream(order_id)
+    with hub.order(oid) as sub:  # before reading history: nothing can fall between
+        history = await api.engine.store.read_stream(oid)
         caller = caller_of(socket)
         if not history or (caller is not None and owner_of(history) != caller):
-            raise Refused(f"unknown order {order_id}")
+            raise Refused(f"unknown order {oid}")
         pending = [r for r in history if r.version > from_version]
-        # A client resuming after the final event has nothing to wait for.
+        # A client resuming at or past the final event has nothing to wait for.
         ended = any(status_of(r.event) in TERMINAL for r in history if r.version <= from_version)
 
         async def pump() -> bool:
-            return ended or await _pump_order(socket, api, order_id, sub, pending, from_version)
+            return ended or await _pump_order(socket, api, oid, sub, pending, from_version)
 
         finished = await _until_client_leaves(socket, pump, api.settings.ws_close_on_terminal)
     if finished:
@@ -169,11 +196,14 @@ async def _pump_order(
     pending: Sequence[RecordedEvent | LiveEntry],
     sent: int,
 ) -> bool:
-    """Send each version once and in order; True once a final one is sent."""
+    """Send each version once and in order; True once a final one is sent (or, for a client
+    that resumed past it, stored)."""
     while True:
         for item in pending:
             recorded = item.recorded if isinstance(item, LiveEntry) else item
             if recorded.version <= sent:
+                if status_of(recorded.event) in TERMINAL:
+                    return True  # the order ended at or before the client's resume point
                 continue
             sent = recorded.version
             if is_internal(recorded):
@@ -206,11 +236,10 @@ def _follows(versions: Sequence[int], sent: int) -> bool:
 
 async def _user_stream(socket: Any, api: Api, user_id: str) -> None:
     caller = caller_of(socket)
-    if not user_id.strip():
-        raise Refused("userId must not be empty")
+    identifier("userId", user_id)  # the HTTP rule: a NUL would fail in Postgres
     if caller is not None and user_id != caller:
         raise Refused("an API key streams only its own user's orders")
-    after = _whole_number(socket.query_params, "fromPosition", "lastEventId")
+    after = _resume_point(socket.query_params, MAX_POSITION, "fromPosition", "lastEventId")
     hub: StreamHub = api.hub
     with hub.user(user_id) as sub:
         await _until_client_leaves(

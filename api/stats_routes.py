@@ -16,21 +16,36 @@ from litestar.params import PathParameter
 
 from api.auth import caller_of
 from api.context import ApiDependency
+from api.input_rules import IDENTIFIER_PATTERN, MAX_ID_LENGTH, identifier, in_path, token_symbol
 from api.openapi_docs import BEARER, documented, errors, ok
 from api.schemas import ErrorBody, PairStats, PairStatsList, UserStats, error_body
+from domain.tokens import TOKENS
 from projections.stats_views import pair_stats, user_stats
 
-UserIdPath = Annotated[str, PathParameter(description="The user's id (the orders' userId)")]
-TokenPath = Annotated[str, PathParameter(description="A token symbol, e.g. SOL")]
+UserIdPath = Annotated[
+    str,
+    PathParameter(
+        description="The user's id (the orders' userId): 1 to 128 characters, no control characters",
+        # Documentation only (checked by hand so the refusal names the field in our error body).
+        schema_extra={"min_length": 1, "max_length": MAX_ID_LENGTH, "pattern": IDENTIFIER_PATTERN},
+    ),
+]
+TokenPath = Annotated[
+    str, PathParameter(description="A token symbol, e.g. SOL", schema_extra={"enum": sorted(TOKENS)})
+]
+
 
 _NO_USER: dict[int, tuple[str, ErrorBody]] = {
     404: (
-        "The user has no orders (or is not the API key's user)",
+        "The user has no orders (or is not the API key's user, or breaks the userId rule: `field` says)",
         error_body("not_found", "no orders of user user-9"),
     )
 }
 _NO_PAIR: dict[int, tuple[str, ErrorBody]] = {
-    404: ("No order has traded this pair", error_body("not_found", "no orders of pair SOL/JUP"))
+    404: (
+        "No order has traded this pair (or a symbol is not a known token: `field` says)",
+        error_body("not_found", "no orders of pair SOL/JUP"),
+    )
 }
 
 
@@ -44,6 +59,7 @@ async def user_stats_handler(
     user_id: UserIdPath, request: Request[Any, Any, Any], api: ApiDependency
 ) -> UserStats:
     """A user's orders by status, success rate and execution time, and each pair they traded."""
+    in_path(identifier, "userId", user_id)
     caller = caller_of(request)
     found = await user_stats(api.engine.database.pool, user_id) if caller in (None, user_id) else None
     if found is None:
@@ -70,6 +86,8 @@ async def pairs_stats_handler(api: ApiDependency) -> PairStatsList:
 )
 async def pair_stats_handler(token_in: TokenPath, token_out: TokenPath, api: ApiDependency) -> PairStats:
     """One token pair's orders over all users (tokenIn → tokenOut; the reverse is another pair)."""
+    in_path(token_symbol, "tokenIn", token_in)
+    in_path(token_symbol, "tokenOut", token_out)
     found = await pair_stats(api.engine.database.pool, token_in, token_out)
     if not found:
         raise NotFoundException(f"no orders of pair {token_in}/{token_out}")

@@ -53,7 +53,8 @@ def post(engine: Engine, user: str, timeout: float = 30) -> tuple[int, float]:
 def recorded_after(database_url: str, order_ids: list[str], instant: datetime) -> list[datetime]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT recorded_at FROM events WHERE stream_id = ANY(%s) AND recorded_at > %s ORDER BY recorded_at",
+            "SELECT recorded_at FROM events WHERE stream_id = ANY(%s) AND recorded_at > %s"
+            " ORDER BY recorded_at",
             (order_ids, instant),
         ).fetchall()
     return [r[0] for r in rows]
@@ -186,7 +187,8 @@ def main() -> int:
                 results.setdefault(name, {}).setdefault(key, []).append(value)
     lines = [
         f"`.venv/bin/python -m tests.benchmarks.recovery --runs {args.runs} --orders {args.orders}` on "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores; medians (min–max) of {args.runs} runs.",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores; "
+        f"medians (min–max) of {args.runs} runs.",
         "",
     ]
     for name, figures in results.items():

@@ -9,14 +9,19 @@ operation and mode, no shrinking, well under a minute in all.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
+import anyio
 import httpx
 import pytest
 import schemathesis
+import websockets
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -206,6 +211,126 @@ def test_the_read_model_keeps_up_after_the_fuzz(open_engine: Engine) -> None:
         return order_id in {o["orderId"] for o in page.json()["orders"]}
 
     wait_until(listed, 15, what="the new order in the orders projection")
+
+
+# --- path parameters and WebSocket query parameters with any text ----------------------------
+# schemathesis generates path values it can put in a URL and does not know the WebSocket
+# query at all: here each gets any text (NUL and other control characters, other scripts'
+# digits, huge numbers, kilobytes), percent-encoded, and must get a documented 4xx or, on a
+# socket, a stream or a 1008 with a reason; never a 5xx, a 1011 or an invalid input left open.
+
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+ANY_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(max_codepoint=0x9F), max_size=12),  # C0/C1 controls, ASCII
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.sampled_from(["", " ", "\x00", "a\x00b", "²", "١", "1e30", "1_0", "u" * 200, "2147483648"]),
+)
+UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,128}")
+
+
+def _whole(raw: str | None, maximum: int) -> bool:
+    return raw is None or (raw.isascii() and raw.isdigit() and int(raw) <= maximum)
+
+
+def _valid_user(raw: str) -> bool:
+    return IDENTIFIER.fullmatch(raw) is not None and bool(raw.strip())
+
+
+def _expected_close(query: dict[str, str], known_order: str) -> set[int | None]:
+    """What /ws may end with for this query, by the documented rules (an independent oracle:
+    it does not import the engine's): None is "still open after the wait"."""
+    order, user = query.get("orderId"), query.get("userId")
+    if order is not None or user is None:
+        if order is None or UUID.fullmatch(order) is None:
+            return {1008}
+        if not _whole(query.get("fromVersion", query.get("lastEventId")), 2**31 - 1):
+            return {1008}
+        return {1000} if order.lower() == known_order else {1008}  # the known order has ended
+    if not _valid_user(user) or not _whole(query.get("fromPosition", query.get("lastEventId")), 2**63 - 1):
+        return {1008}
+    return {None}  # a user's stream never closes by itself
+
+
+async def _ws_outcome(url: str, wait_s: float) -> tuple[int | None, str | None]:
+    async with websockets.connect(url, open_timeout=10) as ws:
+        try:
+            with anyio.fail_after(wait_s):
+                async for _ in ws:
+                    pass
+        except TimeoutError:
+            return None, None
+        except websockets.ConnectionClosed:
+            pass
+        return ws.close_code, ws.close_reason
+
+
+def test_websocket_query_parameters_get_a_stream_or_a_1008_with_a_reason(open_engine: Engine) -> None:
+    known = _order(open_engine, {})
+    open_engine.wait_for_status(known, {"confirmed", "failed"})
+    answered: Counter[int | None] = Counter()
+    number = st.one_of(st.integers(min_value=0, max_value=2**64).map(str), ANY_TEXT)
+    queries = st.fixed_dictionaries(
+        {},
+        optional={
+            "orderId": st.one_of(st.sampled_from([known, known.upper()]), st.uuids().map(str), ANY_TEXT),
+            "userId": st.one_of(st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True), ANY_TEXT),
+            "fromVersion": number,
+            "fromPosition": number,
+            "lastEventId": number,
+        },
+    )
+
+    @FUZZ
+    @given(query=queries)
+    def run(query: dict[str, str]) -> None:
+        url = open_engine.base_url.replace("http://", "ws://") + "/ws?" + urlencode(query, quote_via=quote)
+        expected = _expected_close(query, known)
+        code, reason = anyio.run(_ws_outcome, url, 0.5 if None in expected else 5.0)
+        answered[code] += 1
+        assert code in expected, (query, code, reason)
+        if code == 1008:
+            assert reason, query
+
+    run()
+    print(dict(answered))
+    assert "websocket stream failed" not in open_engine.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "statuses"),
+    [
+        ("GET", "/api/orders/{}", {404}),
+        ("GET", "/api/orders/{}/events", {404}),
+        ("DELETE", "/api/orders/{}", {404}),
+        ("GET", "/api/stats/users/{}", {200, 404}),
+        ("GET", "/api/stats/pairs/{}/USDC", {200, 404}),
+        ("GET", "/api/stats/pairs/SOL/{}", {200, 404}),
+    ],
+)
+def test_path_parameters_with_any_text_get_a_documented_answer(
+    open_engine: Engine, method: str, template: str, statuses: set[int]
+) -> None:
+    with httpx.Client(base_url=open_engine.base_url, timeout=10) as client:
+
+        @FUZZ
+        @given(value=ANY_TEXT.filter(lambda v: v not in ("", ".", "..")))
+        def run(value: str) -> None:
+            response = client.request(method, template.format(quote(value, safe="")))
+            assert response.status_code in statuses, (value, response.status_code, response.text)
+            if response.status_code == 404:
+                error = response.json()["error"]
+                assert error["code"] == "not_found" and error["message"], value
+
+        run()
 
 
 # Last: starting the keyed engine stops the open one.

@@ -96,7 +96,8 @@ def test_an_order_submitted_on_the_socket_streams_on_the_same_connection(engine:
     assert statuses[0] == "pending" and statuses[-1] == "confirmed", statuses
     assert [m["version"] for m in messages] == sorted(set(m["version"] for m in messages))
     assert code == 1000
-    assert httpx.get(f"{engine.base_url}/api/orders/{accepted['orderId']}").json()["status"] == "confirmed"
+    # The read model is a projection of the log: it follows the stream within moments.
+    assert engine.wait_for_status(accepted["orderId"], {"confirmed"}, timeout=5)["status"] == "confirmed"
 
 
 def test_a_bad_order_on_the_socket_gets_the_field_and_1008(engine: Engine) -> None:
