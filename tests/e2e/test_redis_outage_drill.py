@@ -1,0 +1,171 @@
+"""Drill: Redis unreachable for 10 s under a running engine with orders in flight.
+
+The engine reaches Redis through a TCP proxy in this test; the outage drops every
+connection through it and refuses new ones for 10 s (the data stays in Redis, as it
+would across a Redis restart with persistence). Afterwards every accepted order ends
+confirmed, none swapped twice, and the log audits clean; POSTs during the outage were
+answered 503, never left hanging or 500.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import redis
+
+from adapters.redis_layout import RedisLayout
+from tests.conftest import REPO, delete_prefix
+from tests.e2e.engine import Engine
+
+pytestmark = pytest.mark.e2e
+
+
+class CuttableProxy:
+    """A TCP proxy on 127.0.0.1 to one upstream; `cut()` drops and refuses for a while."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.down.set()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self.stopped = True
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def redis_proxy(redis_url: str) -> Iterator[tuple[CuttableProxy, str]]:
+    parts = urlsplit(redis_url)
+    proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+    try:
+        yield proxy, f"redis://127.0.0.1:{proxy.port}{parts.path or '/0'}"
+    finally:
+        proxy.close()
+
+
+def test_orders_in_flight_through_a_10_s_redis_outage_all_end_confirmed_once(
+    own_database_url: str,
+    redis_url: str,
+    redis_proxy: tuple[CuttableProxy, str],
+) -> None:
+    proxy, proxied_url = redis_proxy
+    engine = Engine(
+        own_database_url,
+        proxied_url,
+        MOCK_LATENCY_SCALE="1",
+        MOCK_SWAP_MIN_MS="2000",
+        MOCK_SWAP_MAX_MS="3000",
+        STUCK_AFTER_S="5",
+        STUCK_CHECK_INTERVAL_S="1",
+    ).start()
+    try:
+        orders = [engine.submit(userId=f"outage-{i}", amount="0.5") for i in range(10)]
+        time.sleep(0.5)
+        proxy.cut()
+        during: list[int] = []
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            try:
+                answer = httpx.post(
+                    f"{engine.base_url}/api/orders/execute",
+                    json={
+                        "userId": "during",
+                        "orderType": "market",
+                        "tokenIn": "SOL",
+                        "tokenOut": "USDC",
+                        "amount": "1",
+                    },
+                    timeout=15,
+                )
+                during.append(answer.status_code)
+            except httpx.HTTPError:
+                during.append(0)
+            time.sleep(0.5)
+        proxy.restore()
+
+        for order_id in orders:
+            order = engine.wait_for_status(order_id, {"confirmed", "failed"}, timeout=90)
+            assert order["status"] == "confirmed", order
+        assert during and set(during) <= {200, 503}, during  # answered, never hung or 500
+        assert 503 in during
+        chain = redis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            for order_id in orders:
+                assert chain.scard(RedisLayout(engine.prefix).mockchain_swaps(order_id)) == 1
+        finally:
+            chain.close()
+        audit = subprocess.run(
+            [sys.executable, "-m", "api.cli", "audit", "--json"],
+            cwd=REPO,
+            env={**engine.env, "REDIS_URL": redis_url, "LOG_FORMAT": "console"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        assert json.loads(audit.stdout)["divergences"] == []
+    finally:
+        engine.stop()
+        delete_prefix(redis_url, engine.prefix)
+        engine.log_path.unlink(missing_ok=True)
