@@ -35,8 +35,9 @@ class OwnPostgres:
                 f"pg_ctl {' '.join(args)} failed: {(self.folder / 'pg_ctl.log').read_text()[-2000:]}"
             )
 
-    def restart(self) -> None:
-        self.pg_ctl("-m", "fast", "restart")
+    def restart(self, mode: str = "fast") -> None:
+        """`fast`: sessions are told and ended; `immediate`: killed, crash recovery at start."""
+        self.pg_ctl("-m", mode, "restart")
 
     def stop(self) -> None:
         self.pg_ctl("-m", "fast", "stop")
