@@ -128,6 +128,8 @@ class Deployment:
             row = conn.execute(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
                 " WHERE l.locktype = 'advisory' AND l.granted"
+                # This database's lock: other engines on the server hold the same key in theirs.
+                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
                 (RELAY_LOCK_KEY,),
             ).fetchone()
