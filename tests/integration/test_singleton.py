@@ -30,6 +30,7 @@ def lock_holder_pid(database_url: str, key: int) -> int | None:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND ((classid::bigint << 32) | objid::bigint) = %s",
             (key,),
         ).fetchone()
