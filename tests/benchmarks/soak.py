@@ -14,9 +14,7 @@ it (reliability-soak.png). Talks only to 127.0.0.1; bounded by `--minutes` (at m
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -104,15 +102,10 @@ def main() -> int:
                     break
                 time.sleep(2)
             counts = outcome_counts(database_url)
-            audit = subprocess.run(
-                [sys.executable, "-m", "api.cli", "audit", "--json"],
-                cwd=REPO,
-                env={**engine.env, "LOG_FORMAT": "console"},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            clean = audit.returncode == 0 and json.loads(audit.stdout)["divergences"] == []
+            try:
+                clean = engine.audit()["divergences"] == []
+            except AssertionError:
+                clean = False
             restarts = engine.log_path.read_text(errors="replace").count("restarting it")
             client.close()
             del procs

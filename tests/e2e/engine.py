@@ -3,6 +3,7 @@ against the test session's servers, with its own port and Redis prefix."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -105,6 +106,22 @@ class Engine:
             if "worker" in child.cmdline():
                 return child
         raise AssertionError("no worker process under the supervisor")
+
+    def audit(self, **env: str) -> dict[str, Any]:
+        """`orderengine audit --json` on this engine's database: its report (AssertionError
+        with the output if it does not run or finds a divergence)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", "audit", "--json"],
+            cwd=REPO,
+            env={**self.env, "LOG_FORMAT": "console", **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"audit exited {done.returncode}: {done.stdout}{done.stderr}")
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""

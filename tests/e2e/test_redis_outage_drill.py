@@ -9,10 +9,7 @@ answered 503, never left hanging or 500.
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ import pytest
 import redis
 
 from adapters.redis_layout import RedisLayout
-from tests.conftest import REPO, delete_prefix
+from tests.conftest import delete_prefix
 from tests.e2e.engine import Engine
 
 pytestmark = pytest.mark.e2e
@@ -155,16 +152,7 @@ def test_orders_in_flight_through_a_10_s_redis_outage_all_end_confirmed_once(
                 assert chain.scard(RedisLayout(engine.prefix).mockchain_swaps(order_id)) == 1
         finally:
             chain.close()
-        audit = subprocess.run(
-            [sys.executable, "-m", "api.cli", "audit", "--json"],
-            cwd=REPO,
-            env={**engine.env, "REDIS_URL": redis_url, "LOG_FORMAT": "console"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert audit.returncode == 0, audit.stdout + audit.stderr
-        assert json.loads(audit.stdout)["divergences"] == []
+        assert engine.audit(REDIS_URL=redis_url)["divergences"] == []
     finally:
         engine.stop()
         delete_prefix(redis_url, engine.prefix)

@@ -8,10 +8,7 @@ because the replacement worker takes back the dead one's messages when it boots.
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -19,7 +16,7 @@ import pytest
 import redis
 
 from adapters.redis_layout import RedisLayout
-from tests.conftest import REPO, fresh_database
+from tests.conftest import fresh_database
 from tests.e2e.engine import Engine
 from tests.waiting import wait_until
 
@@ -96,13 +93,4 @@ def test_an_order_whose_worker_is_killed_in_a_step_ends_confirmed_once(
         assert chain.scard(RedisLayout(engine.prefix).mockchain_swaps(order_id)) == 1  # swapped once
     finally:
         chain.close()
-    audit = subprocess.run(
-        [sys.executable, "-m", "api.cli", "audit", "--json"],
-        cwd=REPO,
-        env={**engine.env, "LOG_FORMAT": "console"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert json.loads(audit.stdout)["divergences"] == []
+    assert engine.audit()["divergences"] == []
