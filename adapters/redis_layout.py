@@ -19,6 +19,7 @@ shows the same table.
 | `{p}:market:launched` | set | API, scheduler | tokens launched since start |
 | `{p}:dramatiq:*` | lists, hashes | Dramatiq | queues `orders`, `orders_priority`, `.DQ` delay queues |
 | `{p}:dramatiq:wake:{queue}` | pub/sub channel | every sender | wakes idle consumers of a queue at once |
+| `{p}:dramatiq:workers` | hash | worker | broker id → host, pid, start time of each running worker |
 """
 
 from __future__ import annotations
@@ -92,6 +93,10 @@ class RedisLayout:
     def queue(self, queue_name: str) -> str:
         """Dramatiq's list of message ids ready on a queue (its own layout)."""
         return f"{self.dramatiq_namespace}:{queue_name}"
+
+    def worker_registry(self) -> str:
+        """Which Dramatiq broker id each running worker process has (adapters/worker_registry.py)."""
+        return f"{self.dramatiq_namespace}:workers"
 
     def queue_wakeup(self, queue_name: str) -> str:
         """The channel a sender publishes on so that idle consumers fetch at once."""

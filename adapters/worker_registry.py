@@ -4,9 +4,9 @@ Dramatiq moves a message it hands to a worker into that worker's ack set
 (`{ns}:__acks__.{broker_id}.{queue}`) and gives it back to the queue only once the
 worker's heartbeat is older than WORKER_HEARTBEAT_TIMEOUT_MS (a minute by default): a
 killed worker's orders stood still that long, holding their execution slots. Here each
-worker registers its broker id with its host, pid and start time in
-`{p}:dramatiq:workers` (a hash) and a worker that boots first reclaims the messages of
-every registered worker of its host whose process is gone: they are back in their queues
+worker registers its broker id with its host, pid and start time in the hash
+`{p}:dramatiq:workers` (adapters/redis_layout.py), and a worker that boots first
+reclaims the messages of every registered worker of its host whose process is gone: they are back in their queues
 (and their consumers woken) before the new worker takes its first message. A worker
 on another host is left to the heartbeat timeout: its process cannot be checked from here.
 Reclaiming is idempotent and atomic per dead worker (one Lua script), so several workers
@@ -51,21 +51,17 @@ return moved
 """
 
 
-def registry_key(layout: RedisLayout) -> str:
-    return f"{layout.dramatiq_namespace}:workers"
-
-
 def _identity() -> dict[str, object]:
     me = psutil.Process()
     return {"host": socket.gethostname(), "pid": me.pid, "started": me.create_time()}
 
 
 def register(client: redis.Redis, layout: RedisLayout, broker_id: str) -> None:
-    client.hset(registry_key(layout), broker_id, json.dumps(_identity()))
+    client.hset(layout.worker_registry(), broker_id, json.dumps(_identity()))
 
 
 def unregister(client: redis.Redis, layout: RedisLayout, broker_id: str) -> None:
-    client.hdel(registry_key(layout), broker_id)
+    client.hdel(layout.worker_registry(), broker_id)
 
 
 def _is_gone(entry: dict[str, object]) -> bool:
@@ -85,7 +81,7 @@ def _is_gone(entry: dict[str, object]) -> bool:
 def reclaim_dead_workers(client: redis.Redis, layout: RedisLayout, *, own_broker_id: str) -> int:
     """Requeue the messages held by dead workers of this host; how many came back."""
     host = socket.gethostname()
-    registry = registry_key(layout)
+    registry = layout.worker_registry()
     namespace = layout.dramatiq_namespace
     queues = [q for name in QUEUES for q in (name, f"{name}.DQ")]
     script = client.register_script(_RECLAIM)
