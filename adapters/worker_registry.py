@@ -6,8 +6,9 @@ worker's heartbeat is older than WORKER_HEARTBEAT_TIMEOUT_MS (a minute by defaul
 killed worker's orders stood still that long, holding their execution slots. Here each
 worker registers its broker id with its host, pid and start time in the hash
 `{p}:dramatiq:workers` (adapters/redis_layout.py), and a worker that boots first
-reclaims the messages of every registered worker of its host whose process is gone: they are back in their queues
-(and their consumers woken) before the new worker takes its first message. A worker
+reclaims the messages of every registered worker of its host whose process is gone:
+they are back in their queues (and their consumers woken) before the new worker takes
+its first message. A worker
 on another host is left to the heartbeat timeout: its process cannot be checked from here.
 Reclaiming is idempotent and atomic per dead worker (one Lua script), so several workers
 booting together do it once.
