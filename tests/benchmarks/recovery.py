@@ -10,6 +10,12 @@
   time from the restart's end to the first 200.
 - **Postgres outage**: Postgres stopped for 10 s: how long POSTs took to be answered
   (503) while it was down, and the time from its start to the first 200.
+- **API crash**: `--orders` orders each followed on its WebSocket, the API killed with
+  SIGKILL a second later; measured: from the kill to the restarted API's first 200, and
+  whether every client ended with every event of its order exactly once.
+- **Redis outage**: `--orders` orders in flight, Redis unreachable for 10 s (a proxy
+  drops every connection); measured: from Redis back to the first 200 and to the last
+  order ending; none swapped twice.
 
 Every run checks that each accepted order ended confirmed. Prints one line per run and
 the medians (min-max); `--out` writes them into docs/reliability.md between markers.
@@ -28,13 +34,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import psycopg
+import redis
 
+from adapters.redis_layout import RedisLayout
 from tests.benchmarks.bench_env import delete_prefix, scratch_servers
 from tests.e2e.engine import Engine
 from tests.e2e.own_postgres import own_postgres
+from tests.e2e.tcp_proxy import CuttableProxy
+from tests.e2e.ws_follower import api_process, follow
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- recovery:begin -->", "<!-- recovery:end -->"
@@ -155,6 +168,78 @@ def postgres_outage(seconds: float = 10) -> dict[str, float]:
         }
 
 
+def api_crash(orders: int) -> dict[str, float]:
+    with scratch_servers() as (database_url, redis_url), engine_on(database_url, redis_url) as engine:
+        ids = [post_body(engine, i) for i in range(orders)]
+        streams: dict[str, list[dict[str, Any]]] = {order_id: [] for order_id in ids}
+        back: list[float] = []
+
+        async def scenario() -> None:
+            async with anyio.create_task_group() as tg:
+                for order_id, seen in streams.items():
+                    tg.start_soon(follow, engine, order_id, seen)
+                await anyio.sleep(1.0)
+                killed = time.monotonic()
+                api_process(engine).send_signal(signal.SIGKILL)
+                with anyio.fail_after(120):
+                    while True:
+                        try:
+                            async with httpx.AsyncClient() as client:
+                                if (
+                                    await client.get(f"{engine.base_url}/healthz", timeout=1)
+                                ).status_code == 200:
+                                    break
+                        except httpx.HTTPError:
+                            pass
+                        await anyio.sleep(0.05)
+                    back.append(time.monotonic() - killed)
+                    while any(
+                        not s or s[-1]["status"] not in ("confirmed", "failed") for s in streams.values()
+                    ):
+                        await anyio.sleep(0.1)
+
+        anyio.run(scenario)
+        exact = 0
+        for order_id, seen in streams.items():
+            log = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events", timeout=10).json()["events"]
+            expected = [(e["version"], e["type"]) for e in log if e["type"] != "SwapRequested"]
+            exact += [(m["version"], m["type"]) for m in seen] == expected
+        return {"API back s": back[0], "clients with every event once %": 100 * exact / len(streams)}
+
+
+def redis_outage(orders: int, seconds: float = 10) -> dict[str, float]:
+    with scratch_servers() as (database_url, redis_url):
+        parts = urlsplit(redis_url)
+        proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+        try:
+            proxied = f"redis://127.0.0.1:{proxy.port}{parts.path or '/0'}"
+            with engine_on(database_url, proxied, STUCK_AFTER_S="5", STUCK_CHECK_INTERVAL_S="1") as engine:
+                ids = [post_body(engine, i) for i in range(orders)]
+                time.sleep(0.5)
+                proxy.cut()
+                time.sleep(seconds)
+                proxy.restore()
+                restored = time.monotonic()
+                served_s, _ = until_served(engine)
+                for order_id in ids:
+                    order = engine.wait_for_status(order_id, {"confirmed", "failed"}, timeout=300)
+                    if order["status"] != "confirmed":
+                        raise AssertionError(f"order {order_id} ended {order['status']}")
+                ended = time.monotonic() - restored
+                chain = redis.Redis.from_url(redis_url, decode_responses=True)
+                try:
+                    twice = sum(chain.scard(RedisLayout(engine.prefix).mockchain_swaps(i)) != 1 for i in ids)
+                finally:
+                    chain.close()
+                return {
+                    "first 200 after Redis is back s": served_s,
+                    "all ended s": ended,
+                    "swapped twice": twice,
+                }
+        finally:
+            proxy.close()
+
+
 def median_line(name: str, values: list[float]) -> str:
     clean = [v for v in values if v == v]
     if not clean:
@@ -177,6 +262,8 @@ def main() -> int:
         "worker crash": lambda: worker_crash(args.orders),
         "Postgres restart": postgres_restart,
         "Postgres outage (10 s)": postgres_outage,
+        "API crash": lambda: api_crash(args.orders),
+        "Redis outage (10 s)": lambda: redis_outage(args.orders),
     }
     results: dict[str, dict[str, list[float]]] = {}
     for run in range(1, args.runs + 1):

@@ -7,44 +7,18 @@ order exactly once, in order, ending with the terminal one.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
-import psutil
 import pytest
-import websockets
 
 from tests.e2e.engine import Engine
+from tests.e2e.ws_follower import api_process, follow
 
 pytestmark = pytest.mark.e2e
-
-
-def api_process(engine: Engine) -> psutil.Process:
-    assert engine.proc is not None
-    for child in psutil.Process(engine.proc.pid).children():
-        if "api" in child.cmdline():
-            return child
-    raise AssertionError("no api process under the supervisor")
-
-
-async def follow(engine: Engine, order_id: str, seen: list[dict[str, Any]]) -> None:
-    """Follow the order to its end, reconnecting with fromVersion after each drop."""
-    url = engine.base_url.replace("http://", "ws://") + f"/ws?orderId={order_id}"
-    while True:
-        last = seen[-1]["version"] if seen else 0
-        try:
-            async with websockets.connect(f"{url}&fromVersion={last}", open_timeout=2) as ws:
-                async for raw in ws:
-                    seen.append(json.loads(raw))
-                if ws.close_code == 1000:
-                    return
-        except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake, TimeoutError):
-            pass  # the API is down or restarting: try again
-        await anyio.sleep(0.2)
 
 
 def test_websocket_clients_of_a_killed_api_get_every_event_exactly_once_after_reconnecting(
