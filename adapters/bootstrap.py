@@ -22,7 +22,7 @@ from adapters import mock_dex
 from adapters.database import Database
 from adapters.market import RedisMarket
 from adapters.postgres_event_store import PostgresEventStore
-from adapters.redis_claims import RedisRedriveClaims
+from adapters.redis_claims import RedisRedriveClaims, claim_ttl_s
 from adapters.redis_layout import RedisLayout
 from adapters.redis_limiter import ExecutionLimiter
 from adapters.redis_pipelining import AutoPipelinedRedis
@@ -173,7 +173,7 @@ def bootstrap(settings: Settings, *, role: str = "engine", pool_min: int = 1, po
         stuck=StuckOrders(
             orders,
             queue,
-            RedisRedriveClaims(redis, layout),
+            RedisRedriveClaims(redis, layout, ttl_s=claim_ttl_s(settings.stuck_after_s)),
             timedelta(seconds=settings.stuck_after_s),
             utc_now,
         ),

@@ -13,7 +13,7 @@ shows the same table.
 | `{p}:ratelimit:orders:{userId}` | string | API | the user's next allowed submission (GCRA) |
 | `{p}:heartbeat:scheduler` | string | scheduler | last heartbeat (expires) |
 | `{p}:heartbeat:worker:{pid}` | string | worker | last heartbeat of each worker process (expires) |
-| `{p}:redriven:{orderId}:{version}` | string | scheduler | the order was re-driven in this state (1 day) |
+| `{p}:redriven:{orderId}:{version}` | string | scheduler | re-driven in this state (10 × STUCK_AFTER_S) |
 | `{p}:mockchain:swaps:{orderId}` | set | mock DEX | signatures executed for the order (1 day) |
 | `{p}:market:usd` | hash | scheduler, API | the mock market's USD price per token |
 | `{p}:market:launched` | set | API, scheduler | tokens launched since start |
