@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Callable
 
 import psutil
 import pytest
 
 from tests.e2e.engine import Engine
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+def executing(engine: Engine, orders: list[str]) -> bool:
+    """Whether the worker holds some of the orders mid-step (past pending)."""
+    return any(engine.order(o)["status"] in ("routing", "building", "submitted") for o in orders)
 
 
 def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
@@ -33,7 +38,7 @@ def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
     )
     try:
         orders = [engine.submit(userId=f"recover-{i}", amount="0.5") for i in range(12)]
-        time.sleep(1.0)  # the worker holds them now: quoting, swapping
+        wait_until(lambda: executing(engine, orders), 20, what="the worker to hold orders")
         victim = engine.worker_process()
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -62,7 +67,7 @@ def test_orders_in_flight_when_the_whole_engine_is_killed_resume_when_it_starts_
     }
     first = start_engine(own_database_url, **settings)
     orders = [first.submit(userId=f"restart-{i}", amount="0.5") for i in range(8)]
-    time.sleep(1.0)
+    wait_until(lambda: executing(first, orders), 20, what="the worker to hold orders")
     assert first.proc is not None
     everything = [first.proc, *psutil.Process(first.proc.pid).children(recursive=True)]
     for process in everything:  # kill -9 of the supervisor and every child at once
