@@ -15,6 +15,12 @@ Retries: the actors decide the delay themselves (domain backoff with jitter, rec
 in a RetryScheduled event) and raise `dramatiq.Retry(delay=…)`; the middleware only
 schedules it. Infrastructure errors (Postgres or Redis briefly unreachable) are
 retried by the middleware with its own backoff, up to INFRA_RETRIES times.
+
+Redis outages: a message Dramatiq enqueues itself (a retry, a delayed message whose time
+has come) is sent again until Redis takes it, before the message it replaces is acked
+(Dramatiq logs the failure and acks anyway, losing the retry); and a consumer started
+again after a lost connection gives back the messages its worker no longer holds
+(adapters/held_messages.py).
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from adapters.held_messages import HeldMessages
 from adapters.redis_layout import RedisLayout
 from adapters.settings import Settings
+from domain.errors import QueueUnavailable
 
 log = logging.getLogger("orderengine.broker")
 
@@ -52,13 +60,20 @@ INFRA_RETRIES = 10
 # for its thread to release them on time, whatever the idle timeout.
 _DELAY_QUEUE_WAIT_MS = 100
 _STOP_CHECK_S = 0.2
+# How often a message Dramatiq enqueues itself is tried again while Redis is unreachable.
+_ENQUEUE_RETRY_S = 0.5
 
 
 def is_infrastructure_error(exc: BaseException | None) -> bool:
     """Postgres or Redis unreachable for a moment (a restart, a lost connection, a pool
     that cannot get one): the step is run again as it was, and it is not an attempt."""
     return isinstance(
-        exc, psycopg.OperationalError | psycopg.InterfaceError | redis.ConnectionError | redis.TimeoutError
+        exc,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | redis.ConnectionError
+        | redis.TimeoutError
+        | QueueUnavailable,
     )
 
 
@@ -171,6 +186,7 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                         continue
                     message = Message.decode(data)
                     self.queued_message_ids.add(message.message_id)
+                    self.broker.held.took(self.queue_name, message.options["redis_message_id"])
                     return MessageProxy(message)
                 room = self.prefetch - self.outstanding_message_count
                 self._full = room <= 0
@@ -201,14 +217,22 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
         return True
 
     def ack(self, message: Any) -> None:
-        super().ack(message)
+        super().ack(message)  # raises while Redis is unreachable: the message is still held
+        self.broker.held.done(self.queue_name, message.options["redis_message_id"])
         if self._full:
             self._wakeup.set()  # room to fetch again: do not wait for the next message
 
     def nack(self, message: Any) -> None:
         super().nack(message)
+        self.broker.held.done(self.queue_name, message.options["redis_message_id"])
         if self._full:
             self._wakeup.set()
+
+    def requeue(self, messages: Any) -> None:
+        messages = list(messages)
+        super().requeue(messages)
+        for message in messages:
+            self.broker.held.done(self.queue_name, message.options["redis_message_id"])
 
 
 class WakingRedisBroker(RedisBroker):  # type: ignore[misc]
@@ -217,6 +241,8 @@ class WakingRedisBroker(RedisBroker):  # type: ignore[misc]
         self.layout = layout
         self.wakeups = WakeUps(self.client, layout)
         self.stopping = False
+        self.held = HeldMessages()
+        self._consumed: set[str] = set()
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         if signal == "worker_shutdown":
@@ -224,12 +250,41 @@ class WakingRedisBroker(RedisBroker):  # type: ignore[misc]
         super().emit_before(signal, *args, **kwargs)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _WakingConsumer:
+        # Dramatiq's consumer thread asks again only when its consumer ended: after a lost
+        # connection (or an error, or a pause), when some messages may be held by nobody.
+        if queue_name in self._consumed:
+            try:
+                given_back = self.held.give_back_lost(self.client, self.namespace, self.broker_id, queue_name)
+            except redis.RedisError as exc:
+                raise ConnectionClosed(exc) from None  # the thread tries again in a second
+            if given_back:
+                log.warning(
+                    "gave back messages this worker lost track of while Redis was unreachable",
+                    extra={"queue": queue_name, "messages": given_back},
+                )
+                self.client.publish(self.layout.queue_wakeup(queue_name), "")
+        self._consumed.add(queue_name)
         return _WakingConsumer(self, queue_name, prefetch, timeout)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
-        # Dramatiq itself enqueues too: a delayed message whose time has come, a retry.
-        enqueued = super().enqueue(message, delay=delay)
-        self.client.publish(self.layout.queue_wakeup(enqueued.queue_name), "")
+        # Only Dramatiq enqueues through the worker's broker: a retry, a delayed message whose
+        # time has come. Each replaces a message that is acked once this returns, so it is
+        # sent again until Redis takes it (a duplicate, if a reply was lost, is a message
+        # the steps already run at least once); a stopping worker gives up and leaves the
+        # unacked original to the next worker to boot.
+        while True:
+            try:
+                enqueued = super().enqueue(message, delay=delay)
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                if self.stopping:
+                    raise
+                log.warning("Redis is unreachable; sending the message again shortly")
+                time.sleep(_ENQUEUE_RETRY_S)
+        try:
+            self.client.publish(self.layout.queue_wakeup(enqueued.queue_name), "")
+        except redis.RedisError:
+            pass  # consumers look by themselves within their idle timeout
         return enqueued
 
     def close(self) -> None:

@@ -10,8 +10,10 @@ the moment it starts routing until it ends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -31,7 +33,15 @@ from domain.commands import (
     RequestSwap,
     RouteOrder,
 )
-from domain.errors import DomainError, NoPool, SwapExpired, SwapPending, SwapRejected, TransientError
+from domain.errors import (
+    DomainError,
+    NoPool,
+    QueueUnavailable,
+    SwapExpired,
+    SwapPending,
+    SwapRejected,
+    TransientError,
+)
 from domain.events import OrderBuilding, OrderRouting, Quote, Step
 from domain.order import OrderState, decide
 from domain.ports import Dex, EventStore, ExecutionSlots, SignedSwap, StepQueue, SwapTerms
@@ -63,6 +73,9 @@ class ExecutionPolicy(msgspec.Struct, frozen=True, kw_only=True):
     quote_timeout_s: float
     # How many times a signed swap that expired unlanded is signed again before the order fails.
     max_reissues: int = 3
+    # How long a step whose work is recorded waits for the queue to take the next step
+    # (Redis restarting, say) before leaving the order to the stuck-order re-driver.
+    queue_patience_s: float = 60.0
 
 
 class _Run:
@@ -138,14 +151,38 @@ class OrderExecution:
         except DomainError:
             await self._skip((await load(self.store, order_id)).state)
             raise
+        await self._hand_on(run, outcome)
+        return outcome
+
+    async def _hand_on(self, run: _Run, outcome: Outcome) -> None:
+        """Queue the next step (or this one again, later). The step's work is recorded by
+        now and a redelivered step hands on nothing (its next step went out the first
+        time), so failing here would leave the order still until the re-driver's next
+        look: an unreachable queue is waited for instead, up to `queue_patience_s`."""
         state = run.state
         if outcome.next_step is not None:
-            await self.queue.send(outcome.next_step, order_id, priority=state.is_priority, state=state)
+            step, delay_ms = outcome.next_step, None
         elif outcome.defer_ms is not None:
-            await self.queue.send(
-                step, order_id, priority=state.is_priority, delay_ms=outcome.defer_ms, state=state
-            )
-        return outcome
+            step, delay_ms = run.step, outcome.defer_ms
+        else:
+            return
+        deadline = time.monotonic() + self.policy.queue_patience_s
+        pause = 0.05
+        while True:
+            try:
+                await self.queue.send(
+                    step, run.order_id, priority=state.is_priority, delay_ms=delay_ms, state=state
+                )
+                return
+            except QueueUnavailable as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning(
+                    "the queue is unreachable; handing the order on again shortly",
+                    extra={"orderId": run.order_id, "step": step, "error": str(exc)},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     # -- recording ------------------------------------------------------------------
 

@@ -157,3 +157,12 @@ class Engine:
             return wait_until(reached, timeout, what=f"order {order_id} to reach {statuses}")
         except AssertionError:
             raise AssertionError(f"order {order_id} still {last.get('status')}\n{self.log()}") from None
+
+    def wait_executing(self, order_ids: list[str], timeout: float = 20.0) -> None:
+        """Until the worker holds some of the orders mid-step (past pending): the moment a
+        drill injects its fault, rather than after a fixed time."""
+        wait_until(
+            lambda: any(self.order(o)["status"] in ("routing", "building", "submitted") for o in order_ids),
+            timeout,
+            what="the worker to hold orders mid-step",
+        )

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.engine import Engine
-from tests.e2e.ws_follower import api_process, follow
+from tests.e2e.ws_follower import api_process, follow, until_following_mid_step
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def test_websocket_clients_of_a_killed_api_get_every_event_exactly_once_after_re
             async with anyio.create_task_group() as tg:
                 for order_id, seen in streams.items():
                     tg.start_soon(follow, engine, order_id, seen)
-                await anyio.sleep(1.0)  # every client connected, the orders mid-swap
+                await until_following_mid_step(streams)
                 victim = api_process(engine)
                 victim.send_signal(signal.SIGKILL)
                 with anyio.fail_after(60):

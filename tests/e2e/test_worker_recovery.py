@@ -11,14 +11,8 @@ import psutil
 import pytest
 
 from tests.e2e.engine import Engine
-from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def executing(engine: Engine, orders: list[str]) -> bool:
-    """Whether the worker holds some of the orders mid-step (past pending)."""
-    return any(engine.order(o)["status"] in ("routing", "building", "submitted") for o in orders)
 
 
 def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
@@ -38,7 +32,7 @@ def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
     )
     try:
         orders = [engine.submit(userId=f"recover-{i}", amount="0.5") for i in range(12)]
-        wait_until(lambda: executing(engine, orders), 20, what="the worker to hold orders")
+        engine.wait_executing(orders)
         victim = engine.worker_process()
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -67,7 +61,7 @@ def test_orders_in_flight_when_the_whole_engine_is_killed_resume_when_it_starts_
     }
     first = start_engine(own_database_url, **settings)
     orders = [first.submit(userId=f"restart-{i}", amount="0.5") for i in range(8)]
-    wait_until(lambda: executing(first, orders), 20, what="the worker to hold orders")
+    first.wait_executing(orders)
     assert first.proc is not None
     everything = [first.proc, *psutil.Process(first.proc.pid).children(recursive=True)]
     for process in everything:  # kill -9 of the supervisor and every child at once

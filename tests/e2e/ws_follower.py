@@ -35,3 +35,14 @@ async def follow(engine: Engine, order_id: str, seen: list[dict[str, Any]]) -> N
         except (OSError, websockets.ConnectionClosed, websockets.InvalidHandshake, TimeoutError):
             pass  # the API is down or restarting: try again
         await anyio.sleep(0.2)
+
+
+async def until_following_mid_step(streams: dict[str, list[dict[str, Any]]], timeout: float = 20) -> None:
+    """Until every client has had an event (it is connected) and some order is mid-step:
+    the moment a drill kills the API, rather than after a fixed time."""
+    with anyio.fail_after(timeout):
+        while not (
+            all(streams.values())
+            and any(s[-1]["status"] in ("routing", "building", "submitted") for s in streams.values())
+        ):
+            await anyio.sleep(0.05)

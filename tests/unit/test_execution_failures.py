@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from typing import Any
 
+import msgspec
 import pytest
 
 from adapters import mock_dex
+from adapters.in_memory import RecordingStepQueue
 from domain.commands import CancelOrder
-from domain.errors import DomainError, NoPool, TransientError
+from domain.errors import DomainError, NoPool, QueueUnavailable, TransientError
 from domain.events import OrderAwaitingLaunch, OrderCancelled, OrderFailed, RetryScheduled, Step
 from domain.services.execution import DONE, Outcome
 from tests.unit.service_fakes import Rig, record
@@ -208,3 +211,46 @@ async def test_a_cancel_that_lands_while_a_quote_fails_still_frees_the_slot(
 
     assert [r.type for r in await rig.store.read_stream(oid)][-1] == "OrderCancelled"
     assert rig.slots.holders == set()
+
+
+# --- the queue unreachable after the step recorded its work ---------------------------
+
+
+class FlakyQueue(RecordingStepQueue):
+    """Refuses the first `failures` sends, as Redis restarting would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def send(self, *args: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise QueueUnavailable("cannot queue: Connection closed by server.")
+        await super().send(*args, **kwargs)
+
+
+async def test_a_step_whose_next_step_cannot_be_queued_yet_waits_for_the_queue() -> None:
+    # A redelivered step hands on nothing: were the message failed here, the order would
+    # stand still, recorded as building, until the stuck-order re-driver looked.
+    rig = Rig()
+    oid = await routed(rig)
+    rig.execution.queue = rig.queue = FlakyQueue(failures=3)
+
+    outcome = await rig.execution.run("build", oid, 1, "build-1")
+
+    assert outcome == Outcome(next_step="submit")
+    assert [(s.step, s.order_id) for s in rig.queue.sent] == [("submit", oid)]
+    assert (await rig.state(oid)).status == "building"
+
+
+async def test_a_queue_unreachable_past_the_patience_fails_the_message_not_the_order() -> None:
+    rig = Rig()
+    oid = await routed(rig)
+    rig.execution.policy = msgspec.structs.replace(rig.policy, queue_patience_s=0.2)
+    rig.execution.queue = rig.queue = FlakyQueue(failures=1_000)
+
+    with pytest.raises(QueueUnavailable):  # an infrastructure error: Dramatiq runs it again
+        await rig.execution.run("build", oid, 1, "build-1")
+
+    assert (await rig.state(oid)).status == "building"  # recorded, left to the re-driver

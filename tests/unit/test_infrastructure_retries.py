@@ -15,6 +15,7 @@ from adapters.dramatiq_broker import (
     is_infrastructure_error,
     order_attempt,
 )
+from domain.errors import QueueUnavailable
 
 
 def message(**options: int) -> Message[None]:
@@ -28,6 +29,7 @@ def message(**options: int) -> Message[None]:
         psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
         redis.ConnectionError("Connection refused"),
         redis.TimeoutError("Timeout connecting to server"),
+        QueueUnavailable("cannot queue confirm: Connection closed by server."),
     ],
 )
 def test_a_lost_connection_is_counted_apart_and_does_not_advance_the_attempt(error: Exception) -> None:
