@@ -62,6 +62,15 @@ return 0
 """
 
 
+# Starts within the last 60 s by Redis's clock, the window `_ACQUIRE` enforces: a reader
+# using its own clock would count against a different minute than the limiter does.
+_STARTS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], now - 60000, '+inf')
+"""
+
+
 _LEASES_KEPT = 100_000
 
 
@@ -85,6 +94,7 @@ class ExecutionLimiter:
         self.lease_ms = lease_ms
         self._script = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
+        self._starts = client.register_script(_STARTS)
         # When this process last took or extended each slot: an order whose steps follow
         # each other within a fraction of its lease needs no renewal on every step.
         self._leased_at: dict[str, float] = {}
@@ -135,3 +145,7 @@ class ExecutionLimiter:
 
     async def in_flight(self) -> int:
         return int(await self.client.zcard(self.inflight_key))
+
+    async def starts_last_minute(self) -> int:
+        """Orders that took a slot in the last 60 s: what `per_minute` is checked against."""
+        return int(await self._starts(keys=[self.starts_key]))

@@ -21,6 +21,7 @@ from adapters.settings import Settings, load_settings
 from api.auth import AuthMiddleware, KeyRing, warn_if_open
 from api.connection_limits import ConnectionLimits
 from api.context import Api
+from api.dashboard_routes import DASHBOARD_ROUTES
 from api.errors import EXCEPTION_HANDLERS
 from api.fanout import StreamHub
 from api.health_routes import HEALTH_ROUTES
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *HEALTH_ROUTES,
             *WS_ROUTES,
             *METRICS_ROUTES,
+            *DASHBOARD_ROUTES,
         ],
         lifespan=[lifespan],
         dependencies={"api": Provide(provide_api, use_cache=True, sync_to_thread=False)},

@@ -5,10 +5,17 @@ With `API_KEYS` set, every endpoint except the probes and the schema needs
 (`connection.user`) and overrides any `userId` a client sends. Other users'
 orders answer 404, exactly like orders that do not exist, so a caller learns
 nothing about them. With no keys the API is open and `connection.user` is None.
+
+A browser cannot set headers on a WebSocket handshake, so a WebSocket may carry the key
+in `Sec-WebSocket-Protocol` instead: it offers the subprotocols `orderengine` and
+`bearer.<the key in base64url, unpadded>`, and the server accepts with `orderengine`
+(never echoing the key). The query string would do too, but it is logged; this header is not.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -17,7 +24,7 @@ from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import OrderNotFound
 from domain.events import OrderPending
@@ -25,8 +32,12 @@ from domain.ports import RecordedEvent
 
 log = logging.getLogger("orderengine.auth")
 
-# Probes must answer without credentials (orchestrators have none); the schema is public documentation.
-PUBLIC_PATHS = ("^/healthz$", "^/readyz$", "^/schema")
+# Probes must answer without credentials (orchestrators have none); the schema is public
+# documentation; the dashboard's page and files hold no data (the page asks for the key).
+PUBLIC_PATHS = ("^/healthz$", "^/readyz$", "^/schema", "^/$", "^/dashboard/")
+# The subprotocol a browser's WebSocket offers (with its key) and the server accepts.
+WS_SUBPROTOCOL = "orderengine"
+_WS_KEY_PREFIX = "bearer."
 
 
 class KeyRing:
@@ -61,18 +72,47 @@ class AuthMiddleware(ASGIMiddleware):
         self.keys = keys
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        offered = list(scope.get("subprotocols") or ()) if scope["type"] == ScopeType.WEBSOCKET else []
+        if WS_SUBPROTOCOL in offered:
+            send = _accepting_subprotocol(send)
         if not self.keys:
             scope["user"] = None
             await next_app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         raw = headers.get(b"authorization")
-        user = self.keys.user_for(raw.decode("latin-1") if raw is not None else None)
+        authorization = raw.decode("latin-1") if raw is not None else _bearer_from_subprotocols(offered)
+        user = self.keys.user_for(authorization)
         if user is None:
             await _refuse(scope, receive, send)
             return
         scope["user"] = user
         await next_app(scope, receive, send)
+
+
+def _bearer_from_subprotocols(offered: Sequence[str]) -> str | None:
+    """`bearer.<base64url key>` among the offered subprotocols, as an Authorization value."""
+    for protocol in offered:
+        if protocol.startswith(_WS_KEY_PREFIX):
+            encoded = protocol.removeprefix(_WS_KEY_PREFIX)
+            try:
+                padded = encoded + "=" * (-len(encoded) % 4)
+                key = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return f"Bearer {key}"
+    return None
+
+
+def _accepting_subprotocol(send: Send) -> Send:
+    """A browser drops a connection accepted without one of the subprotocols it offered."""
+
+    async def send_with_subprotocol(message: Message) -> None:
+        if message["type"] == "websocket.accept" and not message.get("subprotocol"):
+            message = {**message, "subprotocol": WS_SUBPROTOCOL}
+        await send(message)
+
+    return send_with_subprotocol
 
 
 _UNAUTHORIZED = (

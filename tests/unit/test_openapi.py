@@ -13,6 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
+import api.dashboard_schemas as dashboard_schemas
 import api.schemas as schemas
 from adapters.settings import Settings
 from api.app import create_app
@@ -41,6 +42,8 @@ PROTECTED = [
     ("GET", "/api/stats/users/{user_id}"),
     ("GET", "/api/stats/pairs"),
     ("GET", "/api/stats/pairs/{token_in}/{token_out}"),
+    ("GET", "/api/engine/health"),
+    ("GET", "/api/orders/{order_id}/state"),
 ]
 STATUSES = {
     ("POST", "/api/orders/execute"): {200, 400, 401, 409, 413, 422, 429, 503},
@@ -57,6 +60,8 @@ STATUSES = {
     ("GET", "/api/stats/pairs/{token_in}/{token_out}"): {200, 401, 404, 503},
     ("GET", "/healthz"): {200},
     ("GET", "/readyz"): {200, 503},
+    ("GET", "/api/engine/health"): {200, 401, 503},
+    ("GET", "/api/orders/{order_id}/state"): {200, 401, 404, 422, 503},
 }
 
 
@@ -223,7 +228,12 @@ def test_response_examples_decode_into_their_msgspec_types(document: dict[str, A
     checked = 0
     for where, ref, value in response_examples(document):
         # Inline schemas are the market prices (a dict); the rest refer to a Struct of api/schemas.py.
-        wire_type = getattr(schemas, ref.rsplit("/", 1)[1]) if ref else schemas.MarketPrices
+        name = ref.rsplit("/", 1)[-1]
+        wire_type = (
+            (getattr(schemas, name, None) or getattr(dashboard_schemas, name))
+            if ref
+            else schemas.MarketPrices
+        )
         decoded = msgspec.convert(value, wire_type)
         assert msgspec.to_builtins(decoded) == value, where  # nothing dropped or invented
         checked += 1

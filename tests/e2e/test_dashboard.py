@@ -1,0 +1,225 @@
+"""The dashboard at `/`, driven in headless Chromium against the real engine (API keys on,
+so the page's key reaches the API on HTTP and on its WebSocket).
+
+Debian's /usr/bin/chromium is the browser: Playwright's Python client drives it and never
+downloads one of its own. The tests share one engine and one page, in the order a person
+would use it; screenshots at a laptop's and a phone's width go to .data/screenshots/.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.engine import REPO, Engine
+from tests.e2e.ws_follower import api_process
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra) is not installed")
+
+KEY = "dashboard-key-0123456789abcdef"
+USER = "dash-user"
+SCREENSHOTS = REPO / ".data" / "screenshots"
+LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def engine(start_engine: Callable[..., Engine]) -> Engine:
+    return start_engine(API_KEYS=f"{KEY}:{USER}")
+
+
+@pytest.fixture(scope="module")
+def page(engine: Engine) -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport=LAPTOP)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{engine.base_url}/")
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#session-userId", USER)
+        page.fill("#session-key", KEY)
+        page.click("#session button[type=submit]")
+        page.wait_for_selector("#connection[data-state=live]", timeout=WAIT_MS)
+        page.set_default_timeout(WAIT_MS)
+        yield page
+        browser.close()
+        assert not errors, f"the page raised: {errors}"
+
+
+def headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+def logged_statuses(engine: Engine, order_id: str) -> list[str]:
+    """The statuses of the order's events in the log, as its stream sends them."""
+    events = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events", headers=headers(), timeout=10)
+    shown = [e for e in events.json()["events"] if e["type"] != "SwapRequested"]
+    return ["retrying" if e["type"] == "RetryScheduled" else _STATUS[e["type"]] for e in shown]
+
+
+_STATUS = {
+    "OrderPending": "pending",
+    "OrderWaiting": "waiting",
+    "OrderAwaitingLaunch": "waiting",
+    "OrderRouting": "routing",
+    "OrderBuilding": "building",
+    "OrderSubmitted": "submitted",
+    "SwapReissued": "submitted",
+    "OrderConfirmed": "confirmed",
+    "OrderFailed": "failed",
+    "OrderCancelled": "cancelled",
+    "OrderExpired": "expired",
+}
+
+
+def place(page: Any, order_type: str = "market", **fields: str) -> str:
+    """Fill the form and submit it; the id of the order the API accepted."""
+    page.check(f"#order-form input[name=orderType][value={order_type}]")
+    for name, value in fields.items():
+        if name in ("tokenIn", "tokenOut"):
+            page.select_option(f"#{name}", value)
+        else:
+            page.fill(f"#{name}", value)
+    previous = page.get_attribute("#order-result", "data-order-id")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_function(
+        "prev => { const id = document.querySelector('#order-result').dataset.orderId;"
+        " return id && id !== prev; }",
+        arg=previous,
+    )
+    return str(page.get_attribute("#order-result", "data-order-id"))
+
+
+def row(order_id: str) -> str:
+    return f'#board tr[data-order-id="{order_id}"]'
+
+
+def wait_for_row_status(page: Any, order_id: str, status: str) -> None:
+    page.wait_for_selector(f'{row(order_id)}[data-status="{status}"]')
+
+
+def test_three_orders_placed_from_the_page_reach_confirmed_on_the_board_in_event_order(
+    page: Any, engine: Engine
+) -> None:
+    market = place(page, "market", tokenIn="SOL", tokenOut="USDC", amount="1.5")
+    executable_limit = place(
+        page, "limit", tokenIn="USDC", tokenOut="SOL", amount="20", limitPrice="0.000001"
+    )
+    sniper = place(page, "sniper", tokenIn="USDC", tokenOut="LAUNCH", amount="5")
+    wait_for_row_status(page, sniper, "waiting")
+    page.click("#launch-button")  # the mock market's launch: the sniper order fires
+    page.wait_for_selector("#launch-result:has-text('launched')")
+    for order_id in (market, executable_limit, sniper):
+        wait_for_row_status(page, order_id, "confirmed")
+        history = str(page.get_attribute(row(order_id), "data-history")).split()
+        assert history == logged_statuses(engine, order_id), order_id  # every event once, in order
+        assert page.locator(f"{row(order_id)} .c-tx a").get_attribute("href")  # the explorer link
+        assert page.locator(f"{row(order_id)} .c-quotes strong").count() == 1  # the chosen venue
+    assert "nets" in page.inner_text(f"{row(market)} .c-quotes .reason")  # and why
+    # The health panel counts the three starts against the rate (it refreshes by itself).
+    page.wait_for_function("() => document.querySelector('#m-Starts-in-the-last-minute')?.value >= 3")
+
+
+def test_a_waiting_limit_order_draws_its_line_on_the_chart_and_is_cancelled_from_its_row(
+    page: Any, engine: Engine
+) -> None:
+    waiting = place(page, "limit", tokenIn="SOL", tokenOut="USDC", amount="2", limitPrice="1000")
+    wait_for_row_status(page, waiting, "waiting")
+    # A horizontal line has no height, which Playwright counts as invisible: attached is the check.
+    line = f'figure[data-pair="SOL/USDC"] line[data-limit-order="{waiting}"]'
+    page.wait_for_selector(line, state="attached")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-laptop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-phone.png"), full_page=True)
+    page.set_viewport_size(LAPTOP)
+    page.click(f"{row(waiting)} button.cancel")
+    wait_for_row_status(page, waiting, "cancelled")
+    assert page.locator(f"{row(waiting)} button.cancel").is_hidden()  # nothing left to cancel
+    page.wait_for_selector(f'line[data-limit-order="{waiting}"]', state="detached")
+    answer = httpx.get(f"{engine.base_url}/api/orders/{waiting}", headers=headers(), timeout=10)
+    assert answer.json()["status"] == "cancelled"
+
+
+def test_the_api_validation_error_appears_beside_the_field_it_names(page: Any) -> None:
+    before = page.locator("#board tbody tr").count()
+    page.check("#order-form input[name=orderType][value=market]")
+    page.fill("#amount", "-1")
+    page.click("#order-form button[type=submit]")
+    page.wait_for_selector("#amount-error:has-text('amount must be')")
+    assert page.get_attribute("#amount", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "amount"  # focus goes to the field to fix
+    page.fill("#amount", "1")
+    assert page.locator("#board tbody tr").count() == before  # nothing was placed
+
+
+def test_an_orders_page_shows_its_timeline_and_the_slider_folds_it_to_each_version(
+    page: Any, engine: Engine
+) -> None:
+    order_id = place(page, "market", tokenIn="SOL", tokenOut="USDC", amount="0.5")
+    wait_for_row_status(page, order_id, "confirmed")
+    page.click(f"{row(order_id)} a.order-link")
+    page.wait_for_selector("#order-view:not([hidden]) #timeline li")
+    page.wait_for_selector("#version-caption[data-status=confirmed]")
+    logged = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events", headers=headers(), timeout=10)
+    # Every event of the log, SwapRequested included: the page shows the log, not the stream.
+    assert page.locator("#timeline li").count() == len(logged.json()["events"])
+    page.focus("#version-slider")
+    page.keyboard.press("Home")  # keyboard only: the first version
+    page.wait_for_selector("#version-caption[data-version='1'][data-status=pending]")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector("#version-caption[data-version='2'][data-status=routing]")
+    assert page.inner_text("#state dd[data-key=chosenDex]")  # routing chose a venue by version 2
+    assert page.locator("#state dd[data-key=txHash]").count() == 0  # no transaction yet
+    page.click("text=Back to the board")
+    page.wait_for_selector("#board-view:not([hidden])")
+
+
+def test_the_board_resumes_after_the_api_restarts_with_nothing_missed_or_repeated(
+    page: Any, engine: Engine
+) -> None:
+    order_id = httpx.post(
+        f"{engine.base_url}/api/orders/execute",
+        json={"orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"},
+        headers=headers(),
+        timeout=10,
+    ).json()["orderId"]
+    # At once: the worker carries the order on while the API is down, so the page must
+    # fetch the events it missed when it resumes.
+    api_process(engine).send_signal(signal.SIGKILL)
+    page.wait_for_selector("#connection[data-state=reconnecting]")
+    wait_until(lambda: _healthy(engine), 30, interval=0.1, what="the restarted API")
+    page.wait_for_selector("#connection[data-state=live]")
+    wait_for_row_status(page, order_id, "confirmed")
+    time.sleep(0.3)  # any repeat the resumed stream sent would have arrived by now
+    for tr in page.locator("#board tbody tr").all():
+        shown = str(tr.get_attribute("data-order-id"))
+        assert str(tr.get_attribute("data-history")).split() == logged_statuses(engine, shown), shown
+    assert page.evaluate("window.dashboard.stream.reconnects") >= 1
+
+
+def _healthy(engine: Engine) -> bool:
+    try:
+        return httpx.get(f"{engine.base_url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
