@@ -26,17 +26,20 @@ from solders.pubkey import Pubkey
 from adapters.localnet.emulation import AccountMetaView, InstructionContext, InstructionFailure
 from adapters.localnet.token_accounts import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
-    MINT_LEN,
     NATIVE_MINT,
-    STATE_INITIALIZED,
     SYSTEM_PROGRAM_ID,
-    TOKEN_2022_ACCOUNT_TYPE,
     TOKEN_2022_PROGRAM_ID,
-    TOKEN_ACCOUNT_LEN,
     TOKEN_PROGRAMS,
-    TokenAccountState,
-    decode_mint,
-    decode_token_account_data,
+    read_mint,
+    read_token_account_data,
+)
+from adapters.solana.token_layouts import (
+    ACCOUNT_STATE_INITIALIZED,
+    ACCOUNT_TYPE_ACCOUNT,
+    MINT_SIZE,
+    TOKEN_ACCOUNT_SIZE,
+    TokenAccount,
+    encode_token_account,
 )
 
 # Token-2022 instruction GetAccountDataSize(21) asked for the ImmutableOwner extension (7).
@@ -87,7 +90,7 @@ class AssociatedTokenAccountProgram:
             raise InstructionFailure("InvalidSeeds")
         existing = ctx.get(ata)
         if idempotent and existing is not None and existing.owner == token_program:
-            state = decode_token_account_data(existing.data)
+            state = read_token_account_data(existing.data)
             if state is not None and state.state != 0:
                 ctx.consume(_UNITS_EXISTING_CHECK)
                 if state.owner != wallet:
@@ -115,7 +118,7 @@ class AssociatedTokenAccountProgram:
     ) -> None:
         is_2022 = token_program == TOKEN_2022_PROGRAM_ID
         size_units, immutable_units, init_units = _TOKEN_CPI_UNITS[is_2022]
-        space = TOKEN_ACCOUNT_LEN + (1 + len(_IMMUTABLE_OWNER_TLV) if is_2022 else 0)
+        space = TOKEN_ACCOUNT_SIZE + (1 + len(_IMMUTABLE_OWNER_TLV) if is_2022 else 0)
         size_metas = [AccountMetaView(mint, False, False)]
         with ctx.invoke(token_program, size_metas, _GET_ACCOUNT_DATA_SIZE) as frame:
             if is_2022:
@@ -125,10 +128,10 @@ class AssociatedTokenAccountProgram:
             if mint_account is None or mint_account.owner != token_program:
                 ctx.log("Error: IncorrectProgramId")
                 raise InstructionFailure("IncorrectProgramId")
-            if decode_mint(mint_account) is None:
+            if read_mint(mint_account) is None:
                 ctx.log("Error: Invalid Mint")
                 raise InstructionFailure(2)
-            if len(mint_account.data) > MINT_LEN:
+            if len(mint_account.data) > MINT_SIZE:
                 ctx.log("Token-2022 mint extensions are not emulated by the local chain")
                 raise InstructionFailure("InvalidAccountData")
             frame.return_data = struct.pack("<Q", space)
@@ -162,19 +165,19 @@ class AssociatedTokenAccountProgram:
             ctx.consume(init_units)
             lamports = held + top_up
             native_reserve = rent if mint == NATIVE_MINT else None
-            state = TokenAccountState(
+            state = TokenAccount(
                 mint=mint,
                 owner=wallet,
                 amount=lamports - rent if native_reserve is not None else 0,
                 delegate=None,
-                state=STATE_INITIALIZED,
+                state=ACCOUNT_STATE_INITIALIZED,
                 is_native=native_reserve,
                 delegated_amount=0,
                 close_authority=None,
             )
-            data = state.encode()
+            data = encode_token_account(state)
             if is_2022:
-                data += bytes([TOKEN_2022_ACCOUNT_TYPE]) + _IMMUTABLE_OWNER_TLV
+                data += bytes([ACCOUNT_TYPE_ACCOUNT]) + _IMMUTABLE_OWNER_TLV
             ctx.set(ata, Account(lamports, data, token_program, False, 0))
 
     @staticmethod

@@ -48,13 +48,8 @@ from adapters.localnet.execution import ExecutionResult, Executor, Mode
 from adapters.localnet.faults import Faults
 from adapters.localnet.history import PrioritizationFees, TransactionHistory, TransactionRecord
 from adapters.localnet.message_view import MessageRefused, resolve_message
-from adapters.localnet.token_accounts import (
-    MINT_LEN,
-    NATIVE_MINT,
-    SYSTEM_PROGRAM_ID,
-    TOKEN_PROGRAM_ID,
-    MintState,
-)
+from adapters.localnet.token_accounts import NATIVE_MINT, SYSTEM_PROGRAM_ID, TOKEN_PROGRAM_ID
+from adapters.solana.token_layouts import MINT_SIZE, Mint, encode_mint
 
 MAX_PROCESSING_AGE = 150
 SLOTS_PER_EPOCH = 432_000
@@ -101,8 +96,8 @@ class LocalChain:
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._svm = LiteSVM().with_sigverify(False).with_blockhash_check(False).with_transaction_history(0)
-        rent = self._svm.minimum_balance_for_rent_exemption(MINT_LEN)
-        native_mint = MintState(None, 0, 9, True, None).encode()
+        rent = self._svm.minimum_balance_for_rent_exemption(MINT_SIZE)
+        native_mint = encode_mint(Mint(None, 0, 9, True, None))
         self._svm.set_account(NATIVE_MINT, Account(rent, native_mint, TOKEN_PROGRAM_ID, False, 0))
         self._house = Keypair()
         self._svm.set_account(self._house.pubkey(), Account(_FUNDS, b"", SYSTEM_PROGRAM_ID, False, 0))

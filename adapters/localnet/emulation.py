@@ -24,9 +24,10 @@ import base64
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+import msgspec
 from solders.account import Account
 from solders.pubkey import Pubkey
 
@@ -34,8 +35,8 @@ from adapters.localnet.instruction_errors import InstructionError, InstructionFa
 from adapters.localnet.token_accounts import (
     TOKEN_PROGRAM_ID,
     TOKEN_PROGRAMS,
-    decode_mint,
-    decode_token_account_data,
+    read_mint,
+    read_token_account_data,
     with_token_state,
 )
 
@@ -333,8 +334,8 @@ def _apply_transfer(
     source_account, dest_account = ctx.get(source), ctx.get(dest)
     if source_account is None or dest_account is None:
         raise InstructionFailure("InvalidAccountData")
-    source_state = decode_token_account_data(source_account.data)
-    dest_state = decode_token_account_data(dest_account.data)
+    source_state = read_token_account_data(source_account.data)
+    dest_state = read_token_account_data(dest_account.data)
     if source_state is None or dest_state is None:
         raise InstructionFailure("InvalidAccountData")
     if source_state.state == 0 or dest_state.state == 0:
@@ -349,7 +350,7 @@ def _apply_transfer(
     if mint is not None:
         if mint != source_state.mint:
             raise _token_error(ctx, 3, "Account not associated with this Mint")
-        mint_state = decode_mint(ctx.get(mint))
+        mint_state = read_mint(ctx.get(mint))
         if mint_state is None:
             raise InstructionFailure("InvalidAccountData")
         if mint_state.decimals != decimals:
@@ -375,10 +376,10 @@ def _apply_transfer(
         return
     if dest_state.amount + amount >= 2**64:
         raise _token_error(ctx, 14, "Operation overflowed")
-    new_source = replace(
+    new_source = msgspec.structs.replace(
         source_state, amount=source_state.amount - amount, delegate=delegate, delegated_amount=delegated
     )
-    new_dest = replace(dest_state, amount=dest_state.amount + amount)
+    new_dest = msgspec.structs.replace(dest_state, amount=dest_state.amount + amount)
     moved = amount if source_state.is_native is not None else 0
     ctx.set(source, with_token_state(source_account, new_source, lamports=source_account.lamports - moved))
     ctx.set(dest, with_token_state(dest_account, new_dest, lamports=dest_account.lamports + moved))

@@ -62,8 +62,8 @@ from adapters.localnet.message_view import InstructionView, MessageRefused, Mess
 from adapters.localnet.token_accounts import (
     COMPUTE_BUDGET_PROGRAM_ID,
     SYSTEM_PROGRAM_ID,
-    decode_mint,
-    decode_token_account,
+    read_mint,
+    read_token_account,
 )
 
 logger = logging.getLogger(__name__)
@@ -374,11 +374,11 @@ class Executor:
         decimals: dict[Pubkey, int | None] = {}
         for index, key in enumerate(view.keys):
             account = accounts.get(key)
-            state = decode_token_account(account)
+            state = read_token_account(account)
             if state is None or account is None:
                 continue
             if state.mint not in decimals:
-                mint = decode_mint(self._svm.get_account(state.mint))
+                mint = read_mint(self._svm.get_account(state.mint))
                 decimals[state.mint] = mint.decimals if mint is not None else None
             mint_decimals = decimals[state.mint]
             if mint_decimals is not None:

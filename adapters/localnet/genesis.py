@@ -53,14 +53,14 @@ from adapters.localnet.genesis_accounts import (
 )
 from adapters.localnet.meteora_damm_v2_program import MeteoraDammV2Program
 from adapters.localnet.raydium_cpmm_program import RaydiumCpmmProgram
-from adapters.localnet.token_accounts import MINT_LEN, NATIVE_MINT, TOKEN_PROGRAM_ID, MintState
+from adapters.localnet.token_accounts import NATIVE_MINT, TOKEN_PROGRAM_ID
 from adapters.solana.instructions import (
     CpmmSwapAccounts,
     DammV2SwapAccounts,
     cpmm_swap_base_input,
     damm_v2_swap,
 )
-from adapters.solana.layouts import decode_cpmm_pool_state, decode_damm_v2_pool
+from adapters.solana.meteora_damm_v2_layouts import decode_damm_v2_pool
 from adapters.solana.pool_config import DEFAULT_PROGRAMS, PoolEntry, PoolsFile, Venue, write_pools_file
 from adapters.solana.programs import (
     METEORA_DAMM_V2_PROGRAM_ID,
@@ -69,6 +69,8 @@ from adapters.solana.programs import (
     associated_token_address,
     cpmm_authority,
 )
+from adapters.solana.raydium_cpmm_layouts import decode_cpmm_pool_state
+from adapters.solana.token_layouts import MINT_SIZE, Mint, encode_mint
 
 DEFAULT_SEED = b"orderengine-localnet"
 LAMPORTS_PER_SOL = 10**9
@@ -267,9 +269,9 @@ def _runs_emulated_program(chain: LocalChain, program_id: Pubkey, payer: Pubkey)
 def _seed_native_mint(chain: LocalChain) -> None:
     """LiteSVM starts without the wrapped-SOL mint; `LocalChain` adds it, but a genesis makes sure."""
     if chain.get_account(NATIVE_MINT) is None:
-        rent = chain.minimum_balance_for_rent_exemption(MINT_LEN)
+        rent = chain.minimum_balance_for_rent_exemption(MINT_SIZE)
         chain.set_account(
-            NATIVE_MINT, Account(rent, MintState(None, 0, 9, True, None).encode(), TOKEN_PROGRAM_ID, False, 0)
+            NATIVE_MINT, Account(rent, encode_mint(Mint(None, 0, 9, True, None)), TOKEN_PROGRAM_ID, False, 0)
         )
 
 

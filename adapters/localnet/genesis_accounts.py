@@ -31,22 +31,8 @@ from solders.account import Account
 from solders.pubkey import Pubkey
 
 from adapters.localnet.chain import LocalChain
-from adapters.localnet.token_accounts import (
-    NATIVE_MINT,
-    STATE_INITIALIZED,
-    TOKEN_PROGRAM_ID,
-    MintState,
-    TokenAccountState,
-)
-from adapters.solana.layouts import (
-    CpmmAmmConfig,
-    CpmmPoolState,
-    DammV2PoolAccount,
-    encode_cpmm_amm_config,
-    encode_cpmm_pool_state,
-    encode_damm_v2_pool,
-    new_cpmm_observation_state,
-)
+from adapters.localnet.token_accounts import NATIVE_MINT, TOKEN_PROGRAM_ID
+from adapters.solana.meteora_damm_v2_layouts import DammV2PoolAccount, encode_damm_v2_pool
 from adapters.solana.programs import (
     CPMM_AUTH_SEED,
     DAMM_V2_POOL_AUTHORITY,
@@ -60,14 +46,23 @@ from adapters.solana.programs import (
     damm_v2_token_vault,
     find_pda,
 )
-from domain.curves.cpmm import CpmmFeesOwed
-from domain.curves.damm_v2 import (
-    ACTIVATION_BY_TIMESTAMP,
-    COLLECT_FEE_BOTH_TOKEN,
-    DammV2Fees,
-    TimeSchedulerFee,
-    pool_from_reserves,
+from adapters.solana.raydium_cpmm_layouts import (
+    CpmmAmmConfig,
+    CpmmPoolState,
+    encode_cpmm_amm_config,
+    encode_cpmm_pool_state,
+    new_cpmm_observation_state,
 )
+from adapters.solana.token_layouts import (
+    ACCOUNT_STATE_INITIALIZED,
+    Mint,
+    TokenAccount,
+    encode_mint,
+    encode_token_account,
+)
+from domain.curves.cpmm import CpmmFeesOwed
+from domain.curves.damm_v2 import ACTIVATION_BY_TIMESTAMP, COLLECT_FEE_BOTH_TOKEN, pool_from_reserves
+from domain.curves.damm_v2_fees import DammV2Fees, TimeSchedulerFee
 
 LP_MINT_DECIMALS = 9
 LOCKED_LP = 100  # the LP tokens CPMM's initialize keeps back from the creator
@@ -95,8 +90,10 @@ class Ledger:
         """An initialized SPL token account; a wrapped-SOL one holds its amount in lamports too."""
         rent = self.chain.minimum_balance_for_rent_exemption(165)
         native = rent if mint == NATIVE_MINT else None
-        state = TokenAccountState(mint, owner, amount, None, STATE_INITIALIZED, native, 0, None)
-        self.put(address, state.encode(), TOKEN_PROGRAM_ID, extra_lamports=amount if native else 0)
+        state = TokenAccount(mint, owner, amount, None, ACCOUNT_STATE_INITIALIZED, native, 0, None)
+        self.put(
+            address, encode_token_account(state), TOKEN_PROGRAM_ID, extra_lamports=amount if native else 0
+        )
         if mint != NATIVE_MINT:
             self._supply[mint] = self._supply.get(mint, 0) + amount
 
@@ -108,8 +105,8 @@ class Ledger:
     def finish(self) -> None:
         """Write every declared mint with its supply."""
         for address, (authority, decimals) in self._mints.items():
-            state = MintState(authority, self._supply[address], decimals, True, None)
-            self.put(address, state.encode(), TOKEN_PROGRAM_ID)
+            state = Mint(authority, self._supply[address], decimals, True, None)
+            self.put(address, encode_mint(state), TOKEN_PROGRAM_ID)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from adapters.localnet.anchor_program import AnchorErrors
 from adapters.localnet.emulation import InstructionContext
 from adapters.localnet.token_accounts import SYSTEM_PROGRAM_ID, TOKEN_PROGRAMS
 from adapters.solana.instructions import ParsedDammV2Swap
-from adapters.solana.layouts import DAMM_V2_POOL_SIZE, DammV2PoolAccount, LayoutError, decode_damm_v2_pool
+from adapters.solana.layout_fields import LayoutError
+from adapters.solana.meteora_damm_v2_layouts import DAMM_V2_POOL_SIZE, DammV2PoolAccount, decode_damm_v2_pool
 from adapters.solana.programs import (
     DAMM_V2_EVENT_AUTHORITY,
     DAMM_V2_POOL,

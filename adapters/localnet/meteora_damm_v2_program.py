@@ -62,9 +62,8 @@ from adapters.localnet.meteora_damm_v2_accounts import (
     CheckedDammV2Swap,
     check_swap_accounts,
 )
-from adapters.localnet.token_accounts import MINT_LEN
 from adapters.solana.instructions import InstructionParseError, parse_damm_v2_swap
-from adapters.solana.layouts import DammV2PoolAccount, apply_damm_v2_swap, encode_damm_v2_pool
+from adapters.solana.meteora_damm_v2_layouts import DammV2PoolAccount, apply_damm_v2_swap, encode_damm_v2_pool
 from adapters.solana.programs import (
     ANCHOR_EVENT_IX_TAG,
     DAMM_V2_EVENT_AUTHORITY,
@@ -72,6 +71,7 @@ from adapters.solana.programs import (
     DAMM_V2_POOL_AUTHORITY,
     METEORA_DAMM_V2_PROGRAM_ID,
 )
+from adapters.solana.token_layouts import MINT_SIZE
 from domain.curves import damm_v2
 from domain.curves.errors import ProgramError, ProgramPanic, UnsupportedPool
 
@@ -189,7 +189,7 @@ class MeteoraDammV2Program:
             (keys.token_a_mint, checked.token_a_mint),
             (keys.token_b_mint, checked.token_b_mint),
         ):
-            if len(mint.data) > MINT_LEN:
+            if len(mint.data) > MINT_SIZE:
                 raise DAMM_V2_ERRORS.not_emulated(ctx, f"a Token-2022 mint with extensions ({mint_key})")
         try:
             result = damm_v2.swap_exact_in(

@@ -34,34 +34,31 @@ from solders.pubkey import Pubkey
 from adapters.localnet.anchor_program import AnchorErrors
 from adapters.localnet.emulation import InstructionContext
 from adapters.localnet.token_accounts import (
-    MINT_LEN,
-    STATE_UNINITIALIZED,
     SYSTEM_PROGRAM_ID,
     TOKEN_PROGRAMS,
-    MintState,
-    TokenAccountState,
-    decode_mint,
-    decode_token_account_data,
+    read_mint,
+    read_token_account_data,
 )
 from adapters.solana.instructions import ParsedCpmmSwap
-from adapters.solana.layouts import (
-    CPMM_AMM_CONFIG_SIZE,
-    CPMM_OBSERVATION_STATE_SIZE,
-    CPMM_POOL_STATE_SIZE,
-    CpmmAmmConfig,
-    CpmmObservationState,
-    CpmmPoolState,
-    LayoutError,
-    decode_cpmm_amm_config,
-    decode_cpmm_observation_state,
-    decode_cpmm_pool_state,
-)
+from adapters.solana.layout_fields import LayoutError
 from adapters.solana.programs import (
     CPMM_AMM_CONFIG,
     CPMM_OBSERVATION_STATE,
     CPMM_POOL_STATE,
     RAYDIUM_CPMM_ERROR_TABLE,
 )
+from adapters.solana.raydium_cpmm_layouts import (
+    CPMM_AMM_CONFIG_SIZE,
+    CPMM_OBSERVATION_STATE_SIZE,
+    CPMM_POOL_STATE_SIZE,
+    CpmmAmmConfig,
+    CpmmObservationState,
+    CpmmPoolState,
+    decode_cpmm_amm_config,
+    decode_cpmm_observation_state,
+    decode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import ACCOUNT_STATE_UNINITIALIZED, MINT_SIZE, Mint, TokenAccount
 
 CPMM_ERRORS = AnchorErrors(RAYDIUM_CPMM_ERROR_TABLE)
 
@@ -84,14 +81,14 @@ class CheckedToken:
 
     address: Pubkey
     account: Account
-    state: TokenAccountState
+    state: TokenAccount
 
 
 @dataclass(frozen=True)
 class CheckedMint:
     address: Pubkey
     account: Account
-    state: MintState
+    state: Mint
 
 
 @dataclass(frozen=True)
@@ -147,10 +144,10 @@ def _token_account(ctx: InstructionContext, key: Pubkey, name: str) -> CheckedTo
     assert account is not None
     if account.owner not in TOKEN_PROGRAMS:
         raise CPMM_ERRORS.fail(ctx, _ACCOUNT_OWNED_BY_WRONG_PROGRAM, account=name)
-    state = decode_token_account_data(account.data)
+    state = read_token_account_data(account.data)
     if state is None:
         raise CPMM_ERRORS.builtin(ctx, "InvalidAccountData")
-    if state.state == STATE_UNINITIALIZED:
+    if state.state == ACCOUNT_STATE_UNINITIALIZED:
         raise CPMM_ERRORS.builtin(ctx, "UninitializedAccount")
     return CheckedToken(key, account, state)
 
@@ -162,10 +159,10 @@ def _mint(ctx: InstructionContext, key: Pubkey, name: str) -> CheckedMint:
     assert account is not None
     if account.owner not in TOKEN_PROGRAMS:
         raise CPMM_ERRORS.fail(ctx, _ACCOUNT_OWNED_BY_WRONG_PROGRAM, account=name)
-    state = decode_mint(account)
+    state = read_mint(account)
     if state is None:
         raise CPMM_ERRORS.builtin(
-            ctx, "InvalidAccountData" if len(account.data) < MINT_LEN else "UninitializedAccount"
+            ctx, "InvalidAccountData" if len(account.data) < MINT_SIZE else "UninitializedAccount"
         )
     return CheckedMint(key, account, state)
 

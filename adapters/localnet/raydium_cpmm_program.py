@@ -51,16 +51,7 @@ from adapters.localnet.raydium_cpmm_accounts import (
     CheckedMint,
     check_swap_accounts,
 )
-from adapters.localnet.token_accounts import MINT_LEN
 from adapters.solana.instructions import InstructionParseError, parse_cpmm_swap
-from adapters.solana.layouts import (
-    CpmmObservation,
-    CpmmObservationState,
-    apply_cpmm_swap,
-    cpmm_curve_inputs,
-    encode_cpmm_observation_state,
-    encode_cpmm_pool_state,
-)
 from adapters.solana.programs import (
     CPMM_AUTH_SEED,
     CPMM_SWAP_EVENT,
@@ -68,6 +59,15 @@ from adapters.solana.programs import (
     RAYDIUM_CPMM_PROGRAM_IDS,
     find_pda,
 )
+from adapters.solana.raydium_cpmm_layouts import (
+    CpmmObservation,
+    CpmmObservationState,
+    apply_cpmm_swap,
+    cpmm_curve_inputs,
+    encode_cpmm_observation_state,
+    encode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import MINT_SIZE
 from domain.curves import cpmm
 from domain.curves.errors import RAYDIUM_CPMM_ERRORS, ProgramError, ProgramPanic
 
@@ -260,7 +260,7 @@ class RaydiumCpmmProgram:
     @staticmethod
     def _refuse_transfer_fee_mint(ctx: InstructionContext, mint: CheckedMint) -> None:
         """`get_transfer_fee` reads a Token-2022 mint's TransferFeeConfig; we do not model extensions."""
-        if len(mint.account.data) > MINT_LEN:
+        if len(mint.account.data) > MINT_SIZE:
             raise CPMM_ERRORS.not_emulated(ctx, f"a Token-2022 mint with extensions ({mint.address})")
 
     def _authority_signs(self, ctx: InstructionContext, bump: int, authority: Pubkey) -> bool:

@@ -62,7 +62,7 @@ from adapters.localnet.rpc_encoding import (
     transaction_json,
     ui_token_amount_json,
 )
-from adapters.localnet.token_accounts import decode_mint, decode_token_account
+from adapters.localnet.token_accounts import read_mint, read_token_account
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +185,8 @@ class RpcMethods:
         account = self._chain.get_account(_pubkey(params, 0))
         if account is None:
             raise RpcError(INVALID_PARAMS, "Invalid param: could not find account")
-        state = decode_token_account(account)
-        mint = decode_mint(self._chain.get_account(state.mint)) if state is not None else None
+        state = read_token_account(account)
+        mint = read_mint(self._chain.get_account(state.mint)) if state is not None else None
         if state is None or mint is None:
             raise RpcError(INVALID_PARAMS, "Invalid param: not a Token account")
         return {"context": self._context_json(), "value": ui_token_amount_json(state.amount, mint.decimals)}

@@ -16,6 +16,9 @@
   program's decoded error), or its blockhash's last valid height passes; after
   `confirm_timeout_s` it hands back `SwapPending` and the step asks again later, so a
   worker is never held for the whole life of a blockhash.
+
+Reading the receipt and putting errors in words is `swap_outcome`'s; amounts are
+written as `amounts` says.
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
-from typing import Any
 
 import msgspec
 from solders.instruction import Instruction
@@ -37,15 +39,9 @@ from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from solders.transaction_status import (
-    InstructionErrorCustom,
-    TransactionConfirmationStatus,
-    TransactionErrorFieldless,
-    TransactionErrorInstructionError,
-    TransactionErrorType,
-)
+from solders.transaction_status import TransactionConfirmationStatus, TransactionErrorFieldless
 
-from adapters.solana import layouts
+from adapters.solana.amounts import ratio, units
 from adapters.solana.instructions import (
     close_account,
     compute_budget_instructions,
@@ -54,8 +50,10 @@ from adapters.solana.instructions import (
 )
 from adapters.solana.pool_config import ConfiguredPool, PoolBook, PoolConfigError
 from adapters.solana.pool_models import PoolLayout, PoolModel, PoolUnavailable, PricedSwap
-from adapters.solana.programs import WSOL_MINT, associated_token_address, decode_program_error
+from adapters.solana.programs import WSOL_MINT, associated_token_address
 from adapters.solana.rpc import ChainRpc, PreflightFailed
+from adapters.solana.swap_outcome import describe_error, instructions_of, swap_receipt
+from adapters.solana.token_layouts import decode_mint, decode_token_account
 from domain.curves.errors import ProgramError, ProgramPanic, UnsupportedPool
 from domain.errors import NoPool, SwapExpired, SwapPending, SwapRejected, TransientError
 from domain.events import Quote
@@ -127,12 +125,12 @@ class OnChainDex:
         scale = Fraction(10**decimals_in, 10**decimals_out)
         return Quote(
             dex=self.name,
-            price=_decimal(priced.spot_price * scale),
-            fee=_decimal(priced.fee_rate),
-            liquidity=_units(priced.reserve_in, decimals_in),
-            expected_out=_units(priced.amount_out, decimals_out),
-            quoted_amount=_units(raw_in, decimals_in),
-            price_impact=_decimal(priced.price_impact),
+            price=ratio(priced.spot_price * scale),
+            fee=ratio(priced.fee_rate),
+            liquidity=units(priced.reserve_in, decimals_in),
+            expected_out=units(priced.amount_out, decimals_out),
+            quoted_amount=units(raw_in, decimals_in),
+            price_impact=ratio(priced.price_impact),
             pool=str(pool.address),
             slot=slot,
         )
@@ -155,7 +153,7 @@ class OnChainDex:
         simulation = await self.rpc.simulate(tx)
         if simulation.err is not None:
             raise SwapRejected(
-                f"{self.name}: the swap would fail: {self._reason(simulation.err, instructions)}"
+                f"{self.name}: the swap would fail: {describe_error(simulation.err, instructions)}"
             )
         units = min(
             MAX_COMPUTE_UNITS, math.ceil(Decimal(simulation.units) * self.policy.compute_unit_headroom)
@@ -179,21 +177,21 @@ class OnChainDex:
         if mint_in == WSOL_MINT:
             if lamports < raw_in + reserve:
                 raise SwapRejected(
-                    f"insufficient funds: the wallet {wallet} holds {_units(lamports, 9)} SOL; "
-                    f"the swap needs {terms.amount} SOL plus up to {_units(reserve, 9)} SOL "
+                    f"insufficient funds: the wallet {wallet} holds {units(lamports, 9)} SOL; "
+                    f"the swap needs {terms.amount} SOL plus up to {units(reserve, 9)} SOL "
                     "of fees and account rent"
                 )
             return
-        balance = layouts.decode_token_account(held.data).amount if held is not None else 0
+        balance = decode_token_account(held.data).amount if held is not None else 0
         if balance < raw_in:
             raise SwapRejected(
-                f"insufficient funds: the wallet {wallet} holds {_units(balance, decimals)} "
+                f"insufficient funds: the wallet {wallet} holds {units(balance, decimals)} "
                 f"{terms.token_in}; the swap needs {terms.amount}"
             )
         if lamports < reserve:
             raise SwapRejected(
-                f"insufficient funds: the wallet {wallet} holds {_units(lamports, 9)} SOL, less than the "
-                f"{_units(reserve, 9)} SOL of fees and account rent the swap may need"
+                f"insufficient funds: the wallet {wallet} holds {units(lamports, 9)} SOL, less than the "
+                f"{units(reserve, 9)} SOL of fees and account rent the swap may need"
             )
 
     # -- sign and send ----------------------------------------------------------------
@@ -236,7 +234,7 @@ class OnChainDex:
             raise TransientError(
                 f"{self.name}: the node does not know the blockhash of {swap.signature} yet"
             ) from None
-        reason = self._reason(exc.err, _instructions_of(tx)) if exc.err is not None else str(exc)
+        reason = describe_error(exc.err, instructions_of(tx)) if exc.err is not None else str(exc)
         raise SwapRejected(f"{self.name}: the node refused the swap: {reason}") from None
 
     # -- confirm ----------------------------------------------------------------------
@@ -253,7 +251,7 @@ class OnChainDex:
                 rpc_failure = None
                 if status is not None:
                     if status.err is not None:
-                        reason = self._reason(status.err, _instructions_of(tx))
+                        reason = describe_error(status.err, instructions_of(tx))
                         raise SwapRejected(f"{self.name}: the swap failed on chain: {reason}")
                     if _reached(status.confirmation_status, self.policy.commitment):
                         return await self._receipt(swap, tx, terms)
@@ -281,37 +279,24 @@ class OnChainDex:
             pass  # skipped preflight: a node may still simulate; the status decides
 
     async def _receipt(self, swap: SignedSwap, tx: VersionedTransaction, terms: SwapTerms) -> SwapReceipt:
-        """What the landed swap did, from the transaction's token balances: the pool's input
-        vault grew by what the wallet paid in, its output vault shrank by what it paid out
-        (the wallet's own SOL moves by rent and fees too, so it is not the measure)."""
+        """What the landed swap did (`swap_receipt`), once the node can return the transaction."""
         found = await self.rpc.transaction(Signature.from_string(swap.signature))
         if found is None or found.transaction.meta is None:
             raise TransientError(f"{self.name}: {swap.signature} landed but the node cannot return it yet")
-        meta = found.transaction.meta
         pool, layout = await self._venue_pool(terms.token_in, terms.token_out)  # decimals too
         mint_in, mint_out = pool.mint_of(terms.token_in), pool.mint_of(terms.token_out)
         vault_in, vault_out = (
             (layout.vault_0, layout.vault_1) if mint_in == layout.mint_0 else (layout.vault_1, layout.vault_0)
         )
-        keys = list(tx.message.account_keys)
-
-        def held(balances: Sequence[Any] | None, vault: Pubkey) -> int:
-            index = keys.index(vault)
-            return sum(int(b.ui_token_amount.amount) for b in balances or [] if b.account_index == index)
-
-        spent = held(meta.post_token_balances, vault_in) - held(meta.pre_token_balances, vault_in)
-        received = held(meta.pre_token_balances, vault_out) - held(meta.post_token_balances, vault_out)
-        amount_in = _units(spent, self._decimals[mint_in])
-        amount_out = _units(received, self._decimals[mint_out])
-        return SwapReceipt(
-            tx_hash=swap.signature,
-            executed_price=_decimal(Fraction(amount_out) / Fraction(amount_in))
-            if amount_in > 0
-            else Decimal(0),
-            amount_out=amount_out,
-            slot=int(found.slot),
-            fee_paid=_units(int(meta.fee), 9),
-            amount_in=amount_in,
+        return swap_receipt(
+            swap.signature,
+            tx,
+            found.transaction.meta,
+            int(found.slot),
+            vault_in=vault_in,
+            vault_out=vault_out,
+            decimals_in=self._decimals[mint_in],
+            decimals_out=self._decimals[mint_out],
         )
 
     # -- helpers ----------------------------------------------------------------------
@@ -354,7 +339,7 @@ class OnChainDex:
             for mint, account in zip(missing, accounts, strict=True):
                 if account is None:
                     raise TransientError(f"{self.name}: mint {mint} does not exist")
-                known[mint] = layouts.decode_mint(account.data).decimals
+                known[mint] = decode_mint(account.data).decimals
         for mint, decimals in known.items():
             if decimals is not None:
                 self._decimals[mint] = decimals
@@ -406,16 +391,6 @@ class OnChainDex:
             instructions.append(close_account(associated_token_address(wallet, WSOL_MINT), wallet, wallet))
         return instructions
 
-    def _reason(self, err: TransactionErrorType, instructions: Sequence[Instruction]) -> str:
-        """The chain's error in words, a program's custom error decoded by its table."""
-        if isinstance(err, TransactionErrorInstructionError):
-            index, inner = err.index, err.err
-            program = instructions[index].program_id if index < len(instructions) else None
-            if isinstance(inner, InstructionErrorCustom) and program is not None:
-                return f"instruction {index}: {decode_program_error(program, inner.code)}"
-            return f"instruction {index} ({program}): {inner}"
-        return str(err)
-
 
 # solders' status enum is not hashable: the levels are listed in order instead.
 _COMMITMENTS = (
@@ -436,27 +411,3 @@ def _transaction(swap: SignedSwap) -> tuple[VersionedTransaction, Signature]:
         raise RuntimeError(f"{swap.signature} has no signed transaction recorded")
     tx = VersionedTransaction.from_bytes(base64.b64decode(swap.transaction))
     return tx, Signature.from_string(swap.signature)
-
-
-def _instructions_of(tx: VersionedTransaction) -> list[Instruction]:
-    message = tx.message
-    keys = message.account_keys
-    return [Instruction(keys[ix.program_id_index], bytes(ix.data), []) for ix in message.instructions]
-
-
-def _units(raw: int, decimals: int) -> Decimal:
-    with localcontext(prec=60):
-        return _plain(Decimal(raw) / Decimal(10**decimals))
-
-
-def _decimal(value: Fraction) -> Decimal:
-    """A ratio to 18 significant digits: more than any price or fee shown needs."""
-    with localcontext(prec=18):
-        return _plain(Decimal(value.numerator) / Decimal(value.denominator))
-
-
-def _plain(value: Decimal) -> Decimal:
-    """Without trailing zeros, and written out in full (150, not 1.5E+2)."""
-    normal = value.normalize()
-    exponent = normal.as_tuple().exponent
-    return normal.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else normal

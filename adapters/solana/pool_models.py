@@ -20,14 +20,22 @@ from solders.account import Account
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
-from adapters.solana import layouts
 from adapters.solana.instructions import (
     CpmmSwapAccounts,
     DammV2SwapAccounts,
     cpmm_swap_base_input,
     damm_v2_swap,
 )
+from adapters.solana.layout_fields import LayoutError
+from adapters.solana.meteora_damm_v2_layouts import DammV2PoolAccount, decode_damm_v2_pool
 from adapters.solana.programs import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, cpmm_authority
+from adapters.solana.raydium_cpmm_layouts import (
+    CpmmPoolState,
+    cpmm_curve_inputs,
+    decode_cpmm_amm_config,
+    decode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import decode_token_account
 from domain.curves import cpmm, damm_v2
 from domain.curves.errors import UnsupportedPool
 
@@ -118,8 +126,8 @@ def _token_amount(account: Account | None, what: str) -> int:
     if account is None:
         raise PoolUnavailable(f"{what} does not exist")
     try:
-        return layouts.decode_token_account(account.data).amount
-    except layouts.LayoutError as exc:
+        return decode_token_account(account.data).amount
+    except LayoutError as exc:
         raise PoolUnavailable(f"{what} is not a token account: {exc}") from None
 
 
@@ -166,15 +174,15 @@ class RaydiumCpmm:
         state = self._state(layout.pool, pool)
         config = _owned(config_account, layout.program_id, f"Raydium AmmConfig {layout.config}")
         try:
-            fees_config = layouts.decode_cpmm_amm_config(config.data)
-        except layouts.LayoutError as exc:
+            fees_config = decode_cpmm_amm_config(config.data)
+        except LayoutError as exc:
             raise PoolUnavailable(f"Raydium AmmConfig {layout.config} is unreadable: {exc}") from None
         clock = decode_clock(clock_account)
         if state.status & 0b100:
             raise PoolUnavailable(f"Raydium pool {layout.pool} has swaps disabled (status {state.status})")
         if clock.unix_timestamp < state.open_time:
             raise PoolUnavailable(f"Raydium pool {layout.pool} opens at unix time {state.open_time}, not yet")
-        curve_pool, fees = layouts.cpmm_curve_inputs(
+        curve_pool, fees = cpmm_curve_inputs(
             state,
             fees_config,
             _token_amount(vault_0, "the pool's token 0 vault"),
@@ -225,10 +233,10 @@ class RaydiumCpmm:
         return cpmm_swap_base_input(layout.program_id, accounts, amount_in, minimum_out)
 
     @staticmethod
-    def _state(address: Pubkey, account: Account) -> layouts.CpmmPoolState:
+    def _state(address: Pubkey, account: Account) -> CpmmPoolState:
         try:
-            return layouts.decode_cpmm_pool_state(account.data)
-        except layouts.LayoutError as exc:
+            return decode_cpmm_pool_state(account.data)
+        except LayoutError as exc:
             raise PoolUnavailable(f"{address} is not a Raydium CPMM pool: {exc}") from None
 
 
@@ -323,10 +331,10 @@ class MeteoraDammV2:
         return damm_v2_swap(accounts, amount_in, minimum_out)
 
     @staticmethod
-    def _pool(address: Pubkey, account: Account) -> layouts.DammV2PoolAccount:
+    def _pool(address: Pubkey, account: Account) -> DammV2PoolAccount:
         try:
-            return layouts.decode_damm_v2_pool(account.data)
-        except layouts.LayoutError as exc:
+            return decode_damm_v2_pool(account.data)
+        except LayoutError as exc:
             raise PoolUnavailable(f"{address} is not a Meteora DAMM v2 pool: {exc}") from None
 
 

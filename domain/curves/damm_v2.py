@@ -11,11 +11,9 @@ returns (MathOverflow 6000, TypeCastFailed 6007, …).
 
 Prices are Q64.64 `sqrt(B/A)`; `liquidity` is the real L times 2^64.
 
-Priced: base fee modes 0 (linear time scheduler) and 1 (exponential), mode 2 (rate
-limiter) when the limiter cannot apply to this swap (it is then the cliff fee), the
-dynamic fee. Not priced (`UnsupportedPool`): the rate limiter when it applies, the
-market-cap schedulers (modes 3, 4), Token-2022 transfer fees (the caller checks the
-mints).
+The fee itself (base fee schedules, dynamic fee, the split into shares) is computed in
+`domain.curves.damm_v2_fees`, which says which fees are priced; Token-2022 transfer
+fees are not (the caller checks the mints).
 """
 
 from __future__ import annotations
@@ -25,15 +23,21 @@ from fractions import Fraction
 
 import msgspec
 
+from domain.curves.damm_v2_fees import (
+    DammV2Fees,
+    DynamicFee,
+    RateLimiterFee,
+    dynamic_fee_after_swap,
+    dynamic_fee_before_swap,
+    fee_numerator,
+    fee_on_amount,
+    rate_limiter_applies,
+)
 from domain.curves.errors import METEORA_DAMM_V2_ERRORS, ProgramError, ProgramPanic, UnsupportedPool
+from domain.curves.integers import U64_MAX, U128_MAX
 
-FEE_DENOMINATOR = 1_000_000_000
-MAX_BASIS_POINT = 10_000
-ONE_Q64 = 1 << 64
 MIN_SQRT_PRICE = 4_295_048_016
 MAX_SQRT_PRICE = 79_226_673_521_066_979_257_578_248_091
-# The fee cap by Pool.fee_version (a numerator over FEE_DENOMINATOR).
-MAX_FEE_NUMERATOR = {0: 500_000_000, 1: 990_000_000}
 # How long before activation the pool's whitelisted (alpha) vault may already swap.
 SLOT_BUFFER = 9_000
 TIME_BUFFER = 3_600
@@ -45,100 +49,12 @@ ACTIVATION_BY_SLOT = 0
 ACTIVATION_BY_TIMESTAMP = 1
 POOL_STATUS_ENABLED = 0
 
-BASE_FEE_TIME_LINEAR = 0
-BASE_FEE_TIME_EXPONENTIAL = 1
-BASE_FEE_RATE_LIMITER = 2
-BASE_FEE_MARKET_CAP_LINEAR = 3
-BASE_FEE_MARKET_CAP_EXPONENTIAL = 4
-
-U64_MAX = (1 << 64) - 1
-U128_MAX = (1 << 128) - 1
-U256_MAX = (1 << 256) - 1
-# The exponent bound of the program's Q64 `pow` (19 bits of exponent).
-_MAX_EXPONENTIAL = 0x80000
-
 
 def _error(name: str) -> ProgramError:
     return METEORA_DAMM_V2_ERRORS.error(name)
 
 
-# ---- fees ------------------------------------------------------------------------------------------------
-# The pool's base fee is a 32-byte blob whose reading depends on its mode byte; each
-# mode gets a struct of its own so that every field has one meaning.
-
-
-class TimeSchedulerFee(msgspec.Struct, frozen=True):
-    """Base fee modes 0 (linear) and 1 (exponential): the fee falls from the cliff each period.
-
-    With `period_frequency == 0` the fee is the constant `cliff_fee_numerator`.
-    """
-
-    cliff_fee_numerator: int
-    number_of_period: int = 0
-    period_frequency: int = 0
-    reduction_factor: int = 0
-    base_fee_mode: int = BASE_FEE_TIME_LINEAR
-
-
-class RateLimiterFee(msgspec.Struct, frozen=True):
-    """Base fee mode 2: the fee rises with the size of a B→A swap for a while after activation."""
-
-    cliff_fee_numerator: int
-    fee_increment_bps: int = 0
-    max_limiter_duration: int = 0
-    max_fee_bps: int = 0
-    reference_amount: int = 0
-    base_fee_mode: int = BASE_FEE_RATE_LIMITER
-
-
-class MarketCapSchedulerFee(msgspec.Struct, frozen=True):
-    """Base fee modes 3 and 4: the fee falls as the price rises (not priced here)."""
-
-    cliff_fee_numerator: int
-    base_fee_mode: int = BASE_FEE_MARKET_CAP_LINEAR
-    number_of_period: int = 0
-    sqrt_price_step_bps: int = 0
-    scheduler_expiration_duration: int = 0
-    reduction_factor: int = 0
-
-
-class UnknownBaseFee(msgspec.Struct, frozen=True):
-    """A mode byte the program rejects (InvalidBaseFeeMode); `params` keeps blob bytes 14..32."""
-
-    cliff_fee_numerator: int
-    base_fee_mode: int
-    params: bytes = bytes(18)
-
-
-BaseFee = TimeSchedulerFee | RateLimiterFee | MarketCapSchedulerFee | UnknownBaseFee
-
-
-class DynamicFee(msgspec.Struct, frozen=True):
-    """The volatility fee's parameters and its state; it adds nothing when not initialized."""
-
-    initialized: int = 0
-    max_volatility_accumulator: int = 0
-    variable_fee_control: int = 0
-    bin_step: int = 0
-    filter_period: int = 0
-    decay_period: int = 0
-    reduction_factor: int = 0
-    last_update_timestamp: int = 0
-    bin_step_u128: int = 0
-    sqrt_price_reference: int = 0
-    volatility_accumulator: int = 0
-    volatility_reference: int = 0
-
-
-class DammV2Fees(msgspec.Struct, frozen=True):
-    """The Pool's fee block: base fee, shares (protocol %, referral % of protocol, compounding bps)."""
-
-    base_fee: BaseFee
-    protocol_fee_percent: int = 0
-    referral_fee_percent: int = 0
-    compounding_fee_bps: int = 0
-    dynamic_fee: DynamicFee = msgspec.field(default_factory=DynamicFee)
-    init_sqrt_price: int = 0
+# ---- pool state and swap result --------------------------------------------------------------------------
 
 
 class DammV2Pool(msgspec.Struct, frozen=True):
@@ -192,161 +108,6 @@ class DammV2SwapResult(msgspec.Struct, frozen=True):
     token_b_amount: int
     fee_per_liquidity_delta: int
     dynamic_fee: DynamicFee
-
-
-def pow_q64(base: int, exponent: int) -> int | None:
-    """`base^exponent` in Q64.64 as the program's `fee_math::pow`; None where it gives up.
-
-    Binary exponentiation, truncating after each product. A base ≥ 1 is inverted first
-    (`u128::MAX / base`) so that squares stay below 2^128, and the result inverted back.
-    """
-    if exponent == 0:
-        return ONE_Q64
-    invert = exponent < 0
-    exponent = abs(exponent)
-    if exponent >= _MAX_EXPONENTIAL:
-        return None
-    squared = base
-    result = ONE_Q64
-    if squared >= result:
-        squared = U128_MAX // squared
-        invert = not invert
-    for bit in range(19):
-        if bit:
-            square = squared * squared
-            if square > U128_MAX:
-                return None
-            squared = square >> 64
-        if exponent & (1 << bit):
-            product = result * squared
-            if product > U128_MAX:
-                return None
-            result = product >> 64
-    if result == 0:
-        return None
-    if invert:
-        result = U128_MAX // result
-    return result
-
-
-def _fee_in_period(cliff_fee_numerator: int, reduction_factor: int, period: int) -> int:
-    """Exponential decay: `cliff × (1 − reduction/10_000)^period`, in Q64 as the program."""
-    if reduction_factor == 0:
-        return cliff_fee_numerator
-    base = ONE_Q64 - (reduction_factor << 64) // MAX_BASIS_POINT
-    if base < 0:
-        raise _error("MathOverflow")
-    power = pow_q64(base, period)
-    if power is None:
-        raise _error("MathOverflow")
-    product = power * cliff_fee_numerator
-    if product > U128_MAX:
-        raise _error("MathOverflow")
-    fee = product >> 64
-    if fee > U64_MAX:
-        raise _error("TypeCastFailed")
-    return fee
-
-
-def scheduler_fee_numerator(fee: TimeSchedulerFee, current_point: int, activation_point: int) -> int:
-    """The time scheduler's base fee at `current_point` (a slot or a timestamp, as the pool activates).
-
-    Before activation (an alpha vault buying) it is the fee of the last period.
-    """
-    if fee.period_frequency == 0:
-        return fee.cliff_fee_numerator
-    if current_point < activation_point:
-        period = fee.number_of_period
-    else:
-        period = min((current_point - activation_point) // fee.period_frequency, fee.number_of_period)
-    if fee.base_fee_mode == BASE_FEE_TIME_LINEAR:
-        reduction = fee.reduction_factor * period
-        if reduction > U64_MAX or reduction > fee.cliff_fee_numerator:
-            raise _error("MathOverflow")
-        return fee.cliff_fee_numerator - reduction
-    return _fee_in_period(fee.cliff_fee_numerator, fee.reduction_factor, period)
-
-
-def rate_limiter_applies(
-    fee: RateLimiterFee, current_point: int, activation_point: int, a_to_b: bool
-) -> bool:
-    """Whether the rate limiter prices this swap: a B→A swap within its window after activation."""
-    if not (fee.reference_amount or fee.max_limiter_duration or fee.max_fee_bps or fee.fee_increment_bps):
-        return False  # an all-zero limiter is off
-    if a_to_b or current_point < activation_point:
-        return False
-    return current_point <= activation_point + fee.max_limiter_duration
-
-
-def _base_fee_numerator(fees: DammV2Fees, current_point: int, activation_point: int, a_to_b: bool) -> int:
-    base = fees.base_fee
-    if isinstance(base, TimeSchedulerFee) and base.base_fee_mode in (0, 1):
-        return scheduler_fee_numerator(base, current_point, activation_point)
-    if isinstance(base, RateLimiterFee):
-        if rate_limiter_applies(base, current_point, activation_point, a_to_b):
-            raise UnsupportedPool("DAMM v2 rate-limiter fee applies to this swap")
-        return base.cliff_fee_numerator
-    if isinstance(base, MarketCapSchedulerFee) and base.base_fee_mode in (3, 4):
-        raise UnsupportedPool(f"DAMM v2 market-cap fee scheduler (base fee mode {base.base_fee_mode})")
-    raise _error("InvalidBaseFeeMode")
-
-
-def variable_fee_numerator(dynamic_fee: DynamicFee) -> int:
-    """The dynamic (volatility) fee from the stored accumulator, rounded up; 0 when off."""
-    if not dynamic_fee.initialized:
-        return 0
-    scaled = dynamic_fee.volatility_accumulator * dynamic_fee.bin_step
-    if scaled > U128_MAX:
-        raise _error("MathOverflow")
-    square = scaled * scaled
-    if square > U128_MAX:
-        raise _error("TypeCastFailed")
-    v_fee = square * dynamic_fee.variable_fee_control
-    if v_fee + 99_999_999_999 > U128_MAX:
-        raise _error("MathOverflow")
-    return (v_fee + 99_999_999_999) // 100_000_000_000
-
-
-def fee_numerator(
-    fees: DammV2Fees, *, fee_version: int, current_point: int, activation_point: int, a_to_b: bool
-) -> int:
-    """The total trading fee numerator (over 1e9): base + dynamic, capped by the pool's fee version."""
-    if fee_version not in MAX_FEE_NUMERATOR:
-        raise _error("InvalidPoolVersion")
-    total = _base_fee_numerator(fees, current_point, activation_point, a_to_b)
-    total += variable_fee_numerator(fees.dynamic_fee)
-    if total > U64_MAX:
-        raise _error("TypeCastFailed")
-    return min(total, MAX_FEE_NUMERATOR[fee_version])
-
-
-class _Split(msgspec.Struct, frozen=True):
-    net: int
-    fee: int
-    claiming: int
-    compounding: int
-    protocol: int
-    referral: int
-
-
-def _fee_on_amount(fees: DammV2Fees, amount: int, numerator: int, has_referral: bool) -> _Split:
-    """Take the fee from `amount` (rounded up) and split it; each share rounds down."""
-    fee = (amount * numerator + FEE_DENOMINATOR - 1) // FEE_DENOMINATOR
-    if fee > U64_MAX:
-        raise _error("TypeCastFailed")
-    if fee > amount:
-        raise _error("MathOverflow")
-    protocol = fee * fees.protocol_fee_percent // 100
-    if protocol > fee:
-        raise _error("MathOverflow")
-    trading = fee - protocol
-    compounding = trading * fees.compounding_fee_bps // MAX_BASIS_POINT if fees.compounding_fee_bps else 0
-    if compounding > trading:
-        raise _error("MathOverflow")
-    referral = protocol * fees.referral_fee_percent // 100 if has_referral else 0
-    if referral > protocol:
-        raise _error("MathOverflow")
-    return _Split(amount - fee, fee, trading - compounding, compounding, protocol - referral, referral)
 
 
 # ---- curve -----------------------------------------------------------------------------------------------
@@ -435,55 +196,6 @@ def _sqrt_price_from_reserves(token_a_amount: int, token_b_amount: int) -> int:
     return sqrt_price
 
 
-# ---- dynamic fee state -----------------------------------------------------------------------------------
-
-
-def _delta_bin_id(bin_step_u128: int, sqrt_price_a: int, sqrt_price_b: int) -> int:
-    upper, lower = max(sqrt_price_a, sqrt_price_b), min(sqrt_price_a, sqrt_price_b)
-    if lower == 0:
-        raise _error("MathOverflow")
-    ratio = (upper << 64) // lower
-    if ratio > U128_MAX or bin_step_u128 == 0:
-        raise _error("MathOverflow")
-    return (ratio - ONE_Q64) // bin_step_u128 * 2
-
-
-def _dynamic_fee_before(dynamic_fee: DynamicFee, sqrt_price: int, now: int) -> DynamicFee:
-    """`update_references`: after `filter_period` quiet seconds the reference moves to the
-    current price and the volatility decays (to 0 after `decay_period`)."""
-    elapsed = max(now - dynamic_fee.last_update_timestamp, 0)
-    if elapsed < dynamic_fee.filter_period:
-        return dynamic_fee
-    if elapsed < dynamic_fee.decay_period:
-        reference = dynamic_fee.volatility_accumulator * dynamic_fee.reduction_factor
-        if reference > U128_MAX:
-            raise _error("MathOverflow")
-        reference //= MAX_BASIS_POINT
-    else:
-        reference = 0
-    return msgspec.structs.replace(
-        dynamic_fee, sqrt_price_reference=sqrt_price, volatility_reference=reference
-    )
-
-
-def _dynamic_fee_after(
-    dynamic_fee: DynamicFee, old_sqrt_price: int, new_sqrt_price: int, now: int
-) -> DynamicFee:
-    """`update_post_swap`: the accumulator grows with the bins crossed from the reference; the
-    timestamp moves only when the price crossed a bin."""
-    delta = _delta_bin_id(dynamic_fee.bin_step_u128, new_sqrt_price, dynamic_fee.sqrt_price_reference)
-    accumulator = dynamic_fee.volatility_reference + delta * MAX_BASIS_POINT
-    if accumulator > U128_MAX:
-        raise _error("MathOverflow")
-    accumulator = min(accumulator, dynamic_fee.max_volatility_accumulator)
-    crossed = _delta_bin_id(dynamic_fee.bin_step_u128, old_sqrt_price, new_sqrt_price) > 0
-    return msgspec.structs.replace(
-        dynamic_fee,
-        volatility_accumulator=accumulator,
-        last_update_timestamp=now if crossed else dynamic_fee.last_update_timestamp,
-    )
-
-
 # ---- the swap --------------------------------------------------------------------------------------------
 
 
@@ -558,7 +270,7 @@ def swap_exact_in(
         raise UnsupportedPool("DAMM v2 rate-limiter fee applies to this swap")
     dynamic_fee = fees.dynamic_fee
     if dynamic_fee.initialized:
-        dynamic_fee = _dynamic_fee_before(dynamic_fee, pool.sqrt_price, now)
+        dynamic_fee = dynamic_fee_before_swap(dynamic_fee, pool.sqrt_price, now)
     fees_on_input, fees_on_token_a = fee_mode(pool.collect_fee_mode, a_to_b)
     numerator = fee_numerator(
         msgspec.structs.replace(fees, dynamic_fee=dynamic_fee),
@@ -568,14 +280,14 @@ def swap_exact_in(
         a_to_b=a_to_b,
     )
 
-    split = _fee_on_amount(fees, amount_in, numerator, has_referral) if fees_on_input else None
+    split = fee_on_amount(fees, amount_in, numerator, has_referral) if fees_on_input else None
     curve_in = split.net if split else amount_in
     if pool.collect_fee_mode == COLLECT_FEE_COMPOUNDING:
         curve_out, next_sqrt_price = _compounding_step(pool, curve_in, a_to_b), 0
     else:
         curve_out, next_sqrt_price = _concentrated_step(pool, curve_in, a_to_b)
     if split is None:
-        split = _fee_on_amount(fees, curve_out, numerator, has_referral)
+        split = fee_on_amount(fees, curve_out, numerator, has_referral)
         amount_out = split.net
     else:
         amount_out = curve_out
@@ -601,7 +313,7 @@ def swap_exact_in(
     if pool.collect_fee_mode == COLLECT_FEE_COMPOUNDING:
         next_sqrt_price = _sqrt_price_from_reserves(token_a, token_b)
     if dynamic_fee.initialized:
-        dynamic_fee = _dynamic_fee_after(dynamic_fee, pool.sqrt_price, next_sqrt_price, now)
+        dynamic_fee = dynamic_fee_after_swap(dynamic_fee, pool.sqrt_price, next_sqrt_price, now)
 
     return DammV2SwapResult(
         a_to_b=a_to_b,

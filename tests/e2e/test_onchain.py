@@ -23,8 +23,8 @@ from solders.pubkey import Pubkey
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs, swap_as_house
 from adapters.localnet.rpc_server import LocalnetServer
-from adapters.solana.layouts import decode_token_account
 from adapters.solana.programs import WSOL_MINT, associated_token_address
+from adapters.solana.token_layouts import decode_token_account
 from tests.conftest import delete_prefix, fresh_database
 from tests.e2e.engine import Engine, free_port
 

@@ -44,7 +44,7 @@ from spl.token.models import SyncNativeParams
 from adapters.localnet.ata import AssociatedTokenAccountProgram
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.rpc_server import LocalnetServer
-from adapters.localnet.token_accounts import NATIVE_MINT, TOKEN_PROGRAM_ID, decode_token_account_data
+from adapters.localnet.token_accounts import NATIVE_MINT, TOKEN_PROGRAM_ID, read_token_account_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -192,7 +192,7 @@ async def test_multiple_accounts_come_back_in_order_with_their_data(url: str) ->
         accounts = (await client.get_multiple_accounts([ata, Pubkey.new_unique(), owner.pubkey()])).value
         assert accounts[1] is None and accounts[2] is not None and accounts[2].data == b""
         assert accounts[0] is not None and accounts[0].owner == TOKEN_PROGRAM_ID
-        state = decode_token_account_data(accounts[0].data)
+        state = read_token_account_data(accounts[0].data)
         assert state is not None and (state.owner, state.amount) == (owner.pubkey(), 1_000_000)
 
 

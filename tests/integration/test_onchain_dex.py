@@ -32,8 +32,12 @@ from solders.transaction import VersionedTransaction
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs
 from adapters.localnet.rpc_server import LocalnetServer
-from adapters.solana import layouts
 from adapters.solana.instructions import create_associated_token_account_idempotent, wrap_sol
+from adapters.solana.meteora_damm_v2_layouts import (
+    DammV2PoolAccount,
+    decode_damm_v2_pool,
+    encode_damm_v2_pool,
+)
 from adapters.solana.onchain_dex import MAX_COMPUTE_UNITS, OnChainDex, OnChainPolicy
 from adapters.solana.pool_config import (
     PoolBook,
@@ -44,8 +48,15 @@ from adapters.solana.pool_config import (
 )
 from adapters.solana.pool_models import MODELS, PoolLayout, PricedSwap
 from adapters.solana.programs import associated_token_address
+from adapters.solana.raydium_cpmm_layouts import (
+    CpmmPoolState,
+    decode_cpmm_amm_config,
+    decode_cpmm_pool_state,
+    encode_cpmm_pool_state,
+)
 from adapters.solana.rpc import ChainRpc
-from domain.curves.damm_v2 import TimeSchedulerFee
+from adapters.solana.token_layouts import decode_token_account
+from domain.curves.damm_v2_fees import TimeSchedulerFee
 from domain.errors import NoPool, SwapExpired, SwapRejected, TransientError
 from domain.events import Quote
 from domain.ports import SignedSwap, SwapTerms
@@ -88,7 +99,7 @@ class Localnet:
     def token(self, owner: Pubkey, symbol: str) -> int:
         address = associated_token_address(owner, self.genesis.mints[symbol])
         found = self.call(lambda chain: chain.get_account(address))
-        return layouts.decode_token_account(found.data).amount if found is not None else 0
+        return decode_token_account(found.data).amount if found is not None else 0
 
     def landed(self, signer: Pubkey) -> list[Signature]:
         return self.call(lambda chain: chain.landed_signatures(signer))
@@ -188,9 +199,9 @@ def configured_fee(localnet: Localnet, venue: str) -> Decimal:
     layout = localnet.layout(venue)
     if venue == "raydium":
         assert layout.config is not None
-        config = layouts.decode_cpmm_amm_config(localnet.account(layout.config).data)
+        config = decode_cpmm_amm_config(localnet.account(layout.config).data)
         return Decimal(config.trade_fee_rate) / 1_000_000
-    base_fee = layouts.decode_damm_v2_pool(localnet.account(layout.pool).data).pool_fees.base_fee
+    base_fee = decode_damm_v2_pool(localnet.account(layout.pool).data).pool_fees.base_fee
     assert isinstance(base_fee, TimeSchedulerFee) and base_fee.period_frequency == 0  # a constant fee
     return Decimal(base_fee.cliff_fee_numerator) / 1_000_000_000
 
@@ -199,7 +210,7 @@ def usdc_per_sol(localnet: Localnet, venue: str) -> Fraction:
     """The pool's reserve ratio, USDC per SOL, from its vault balances."""
     layout = localnet.layout(venue)
     amounts = {
-        mint: layouts.decode_token_account(localnet.account(vault).data).amount
+        mint: decode_token_account(localnet.account(vault).data).amount
         for mint, vault in ((layout.mint_0, layout.vault_0), (layout.mint_1, layout.vault_1))
     }
     sol, usdc = amounts[localnet.genesis.mints["SOL"]], amounts[localnet.genesis.mints["USDC"]]
@@ -252,28 +263,28 @@ class Unavailability:
 
 
 def raydium_change(
-    **fields: Callable[[layouts.CpmmPoolState, int], int],
+    **fields: Callable[[CpmmPoolState, int], int],
 ) -> Callable[[bytes, int, int], bytes]:
     def change(data: bytes, unix: int, _: int) -> bytes:
-        state = layouts.decode_cpmm_pool_state(data)
+        state = decode_cpmm_pool_state(data)
         values = {name: value(state, unix) for name, value in fields.items()}
-        return layouts.encode_cpmm_pool_state(msgspec.structs.replace(state, **values))
+        return encode_cpmm_pool_state(msgspec.structs.replace(state, **values))
 
     return change
 
 
 def meteora_change(
-    **fields: Callable[[layouts.DammV2PoolAccount, int, int], int],
+    **fields: Callable[[DammV2PoolAccount, int, int], int],
 ) -> Callable[[bytes, int, int], bytes]:
     def change(data: bytes, unix: int, slot: int) -> bytes:
-        pool = layouts.decode_damm_v2_pool(data)
+        pool = decode_damm_v2_pool(data)
         values = {name: value(pool, unix, slot) for name, value in fields.items()}
-        return layouts.encode_damm_v2_pool(msgspec.structs.replace(pool, **values))
+        return encode_damm_v2_pool(msgspec.structs.replace(pool, **values))
 
     return change
 
 
-def activation_in_an_hour(pool: layouts.DammV2PoolAccount, unix: int, _: int) -> int:
+def activation_in_an_hour(pool: DammV2PoolAccount, unix: int, _: int) -> int:
     assert pool.activation_type == 1  # the genesis pool activates by unix time
     return unix + 3_600
 

@@ -13,14 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.curves.cpmm import CpmmFees, CpmmPool, reserves_without_fees, swap_base_input
-from domain.curves.damm_v2 import (
-    COLLECT_FEE_ONLY_B,
-    DammV2Fees,
-    TimeSchedulerFee,
-    pool_from_reserves,
-    reserves_from_curve,
-    swap_exact_in,
-)
+from domain.curves.damm_v2 import COLLECT_FEE_ONLY_B, pool_from_reserves, reserves_from_curve, swap_exact_in
+from domain.curves.damm_v2_fees import DammV2Fees, TimeSchedulerFee
 from domain.curves.errors import ProgramError
 
 EXAMPLES = settings(max_examples=150, deadline=None)

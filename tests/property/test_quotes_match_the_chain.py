@@ -33,18 +33,18 @@ from solders.transaction_status import InstructionErrorCustom, TransactionErrorI
 from adapters.localnet.chain import LocalChain, PreflightFailure
 from adapters.localnet.execution import ExecutionResult
 from adapters.localnet.genesis import GenesisPool, GenesisResult, create_genesis, pool_programs
-from adapters.solana.layouts import (
-    decode_cpmm_amm_config,
-    decode_cpmm_pool_state,
-    decode_damm_v2_pool,
-    decode_token_account,
-    encode_cpmm_pool_state,
-)
+from adapters.solana.meteora_damm_v2_layouts import decode_damm_v2_pool
 from adapters.solana.pool_models import MODELS, PoolLayout, PoolModel, PoolUnavailable, PricedSwap
 from adapters.solana.programs import WSOL_MINT, associated_token_address, decode_program_error
+from adapters.solana.raydium_cpmm_layouts import (
+    decode_cpmm_amm_config,
+    decode_cpmm_pool_state,
+    encode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import decode_token_account
 from domain.curves import damm_v2
 from domain.curves.cpmm import reserves_without_fees
-from domain.curves.damm_v2 import TimeSchedulerFee
+from domain.curves.damm_v2_fees import TimeSchedulerFee
 from domain.curves.errors import ProgramError
 
 EXAMPLES = settings(max_examples=40, deadline=None)

@@ -11,26 +11,28 @@ import pytest
 
 from domain.curves.damm_v2 import (
     ACTIVATION_BY_TIMESTAMP,
-    BASE_FEE_TIME_EXPONENTIAL,
     COLLECT_FEE_COMPOUNDING,
     COLLECT_FEE_ONLY_B,
-    ONE_Q64,
-    DammV2Fees,
     DammV2Pool,
     DammV2SwapResult,
+    pool_from_reserves,
+    price_impact,
+    reserves_from_curve,
+    spot_price,
+    swap_exact_in,
+)
+from domain.curves.damm_v2_fees import (
+    BASE_FEE_TIME_EXPONENTIAL,
+    ONE_Q64,
+    DammV2Fees,
     DynamicFee,
     MarketCapSchedulerFee,
     RateLimiterFee,
     TimeSchedulerFee,
     UnknownBaseFee,
     fee_numerator,
-    pool_from_reserves,
     pow_q64,
-    price_impact,
-    reserves_from_curve,
     scheduler_fee_numerator,
-    spot_price,
-    swap_exact_in,
 )
 from domain.curves.errors import ProgramError, UnsupportedPool
 

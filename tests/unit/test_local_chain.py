@@ -51,14 +51,18 @@ from adapters.localnet.rpc_encoding import error_json
 from adapters.localnet.token_accounts import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
     NATIVE_MINT,
-    STATE_FROZEN,
-    STATE_INITIALIZED,
     SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
     TOKEN_PROGRAM_ID,
-    MintState,
-    TokenAccountState,
-    decode_token_account,
+    read_token_account,
+)
+from adapters.solana.token_layouts import (
+    ACCOUNT_STATE_FROZEN,
+    ACCOUNT_STATE_INITIALIZED,
+    Mint,
+    TokenAccount,
+    encode_mint,
+    encode_token_account,
 )
 
 SOL = 10**9
@@ -139,7 +143,7 @@ def landed(chain: LocalChain, tx: VersionedTransaction, *, skip_preflight: bool 
 def make_mint(chain: LocalChain, decimals: int = 6, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
     mint = Pubkey.new_unique()
     chain.set_account(
-        mint, Account(1_461_600, MintState(None, 10**15, decimals, True, None).encode(), program)
+        mint, Account(1_461_600, encode_mint(Mint(None, 10**15, decimals, True, None)), program)
     )
     return mint
 
@@ -151,27 +155,29 @@ def make_token_account(
     amount: int,
     *,
     address: Pubkey | None = None,
-    state: int = STATE_INITIALIZED,
+    state: int = ACCOUNT_STATE_INITIALIZED,
     delegate: tuple[Pubkey, int] | None = None,
 ) -> Pubkey:
     address = address or Pubkey.new_unique()
     native = 2_039_280 if mint == NATIVE_MINT else None
-    data = TokenAccountState(
-        mint,
-        owner,
-        amount,
-        delegate[0] if delegate else None,
-        state,
-        native,
-        delegate[1] if delegate else 0,
-        None,
-    ).encode()
+    data = encode_token_account(
+        TokenAccount(
+            mint,
+            owner,
+            amount,
+            delegate[0] if delegate else None,
+            state,
+            native,
+            delegate[1] if delegate else 0,
+            None,
+        )
+    )
     chain.set_account(address, Account(2_039_280 + (amount if native else 0), data, TOKEN_PROGRAM_ID))
     return address
 
 
 def token_amount(chain: LocalChain, address: Pubkey) -> int:
-    state = decode_token_account(chain.get_account(address))
+    state = read_token_account(chain.get_account(address))
     assert state is not None
     return state.amount
 
@@ -223,7 +229,7 @@ def test_wrap_leaves_a_native_account_whose_amount_matches_its_lamports() -> Non
     result = landed(chain, signed(chain, owner, wrap_ixs(owner.pubkey(), 123_456_789)))
     ata = get_associated_token_address(owner.pubkey(), NATIVE_MINT)
     account = chain.get_account(ata)
-    state = decode_token_account(account)
+    state = read_token_account(account)
     assert result.err is None and account is not None and state is not None
     assert (state.amount, state.is_native, account.lamports) == (
         123_456_789,
@@ -693,9 +699,7 @@ def run_ata_case(
     mint = NATIVE_MINT if case.mint == "native" else Pubkey.from_bytes(bytes(wallet.pubkey())[::-1])
     if case.mint in ("plain", "token2022", "uninitialized"):
         initialized = case.mint != "uninitialized"
-        chain.set_account(
-            mint, Account(1_461_600, MintState(None, 0, 6, initialized, None).encode(), program)
-        )
+        chain.set_account(mint, Account(1_461_600, encode_mint(Mint(None, 0, 6, initialized, None)), program))
     ata = associated_token_address(wallet.pubkey(), mint, program)
     if case.existing in ("own", "other_wallet", "other_mint"):
         owner = Pubkey.default() if case.existing == "other_wallet" else wallet.pubkey()
@@ -771,12 +775,12 @@ def run_transfer_case(
     other_mint = Pubkey.from_bytes(bytes(stranger.pubkey())[::-1])
     for key in {mint, other_mint} - {NATIVE_MINT}:
         chain.set_account(
-            key, Account(1_461_600, MintState(None, 10**12, 6, True, None).encode(), TOKEN_PROGRAM_ID)
+            key, Account(1_461_600, encode_mint(Mint(None, 10**12, 6, True, None)), TOKEN_PROGRAM_ID)
         )
     source_key = Pubkey.from_bytes(bytes(mint)[1:] + b"\x01")
     dest_key = source_key if case.self_transfer else Pubkey.from_bytes(bytes(mint)[1:] + b"\x02")
     delegate = (stranger.pubkey(), case.delegated) if case.authority == "delegate" else None
-    state = STATE_FROZEN if case.frozen else STATE_INITIALIZED
+    state = ACCOUNT_STATE_FROZEN if case.frozen else ACCOUNT_STATE_INITIALIZED
     make_token_account(chain, owner.pubkey(), mint, 100, address=source_key, state=state, delegate=delegate)
     if not case.self_transfer:
         make_token_account(

@@ -17,14 +17,7 @@ from adapters.localnet.genesis import (
     create_genesis,
     pool_programs,
 )
-from adapters.solana.layouts import (
-    decode_cpmm_amm_config,
-    decode_cpmm_observation_state,
-    decode_cpmm_pool_state,
-    decode_damm_v2_pool,
-    decode_mint,
-    decode_token_account,
-)
+from adapters.solana.meteora_damm_v2_layouts import decode_damm_v2_pool
 from adapters.solana.pool_config import load_pool_book
 from adapters.solana.programs import (
     DAMM_V2_POOL_AUTHORITY,
@@ -39,7 +32,13 @@ from adapters.solana.programs import (
     cpmm_vault,
     damm_v2_token_vault,
 )
-from domain.curves import damm_v2
+from adapters.solana.raydium_cpmm_layouts import (
+    decode_cpmm_amm_config,
+    decode_cpmm_observation_state,
+    decode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import decode_mint, decode_token_account
+from domain.curves import damm_v2, damm_v2_fees
 
 SOL = 10**9
 USD = 10**6
@@ -180,7 +179,7 @@ def test_the_meteora_pool_is_a_full_range_constant_fee_pool_owned_by_the_program
 
     assert (state.token_a_mint, state.token_b_mint) == (WSOL_MINT, genesis.mints["USDC"])
     base_fee = state.pool_fees.base_fee
-    assert isinstance(base_fee, damm_v2.TimeSchedulerFee)
+    assert isinstance(base_fee, damm_v2_fees.TimeSchedulerFee)
     assert (base_fee.cliff_fee_numerator, base_fee.period_frequency) == (3_000_000, 0)  # 0.30%, constant
     assert state.pool_fees.dynamic_fee.initialized == 0
     assert (state.sqrt_min_price, state.sqrt_max_price) == (damm_v2.MIN_SQRT_PRICE, damm_v2.MAX_SQRT_PRICE)

@@ -42,18 +42,10 @@ from adapters.solana.instructions import (
     unwrap_sol,
     wrap_sol,
 )
-from adapters.solana.layouts import (
-    CpmmObservationState,
-    CpmmPoolState,
+from adapters.solana.meteora_damm_v2_layouts import (
     DammV2PoolAccount,
     apply_damm_v2_swap,
-    cpmm_curve_inputs,
-    decode_cpmm_amm_config,
-    decode_cpmm_observation_state,
-    decode_cpmm_pool_state,
     decode_damm_v2_pool,
-    decode_token_account,
-    encode_cpmm_pool_state,
     encode_damm_v2_pool,
 )
 from adapters.solana.programs import (
@@ -68,6 +60,16 @@ from adapters.solana.programs import (
     associated_token_address,
     cpmm_authority,
 )
+from adapters.solana.raydium_cpmm_layouts import (
+    CpmmObservationState,
+    CpmmPoolState,
+    cpmm_curve_inputs,
+    decode_cpmm_amm_config,
+    decode_cpmm_observation_state,
+    decode_cpmm_pool_state,
+    encode_cpmm_pool_state,
+)
+from adapters.solana.token_layouts import decode_token_account
 from domain.curves import cpmm, damm_v2
 
 SOL = 10**9

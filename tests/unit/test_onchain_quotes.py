@@ -17,10 +17,10 @@ from solders.transaction_status import TransactionConfirmationStatus
 
 from adapters.localnet.chain import LocalChain
 from adapters.localnet.genesis import GenesisResult, create_genesis, pool_programs
-from adapters.solana import layouts
 from adapters.solana.onchain_dex import OnChainDex, OnChainPolicy, _reached
 from adapters.solana.pool_config import load_pool_book
 from adapters.solana.pool_models import MODELS
+from adapters.solana.raydium_cpmm_layouts import decode_cpmm_pool_state, encode_cpmm_pool_state
 from adapters.solana.rpc import ChainRpc
 from domain.errors import NoPool, TransientError
 
@@ -86,8 +86,8 @@ async def test_a_disabled_pool_is_left_out_with_its_reason(world: World) -> None
     address = genesis.pool("raydium", "SOL/USDC").address
     account = chain.get_account(address)
     assert account is not None
-    state = layouts.decode_cpmm_pool_state(bytes(account.data))
-    disabled = layouts.encode_cpmm_pool_state(msgspec.structs.replace(state, status=state.status | 0b100))
+    state = decode_cpmm_pool_state(bytes(account.data))
+    disabled = encode_cpmm_pool_state(msgspec.structs.replace(state, status=state.status | 0b100))
     chain.set_account(address, Account(account.lamports, disabled, account.owner, False, 0))
 
     with pytest.raises(TransientError, match=rf"Raydium pool {address} has swaps disabled"):

@@ -9,33 +9,38 @@ import msgspec
 import pytest
 from solders.pubkey import Pubkey
 
-from adapters.solana.layouts import (
+from adapters.solana.layout_fields import LayoutError
+from adapters.solana.meteora_damm_v2_layouts import (
+    apply_damm_v2_swap,
+    decode_damm_v2_pool,
+    encode_damm_v2_pool,
+)
+from adapters.solana.programs import CPMM_AMM_CONFIG, CPMM_OBSERVATION_STATE, CPMM_POOL_STATE, DAMM_V2_POOL
+from adapters.solana.raydium_cpmm_layouts import (
     CpmmAmmConfig,
     CpmmObservation,
     CpmmObservationState,
-    LayoutError,
-    Mint,
-    TokenAccount,
     apply_cpmm_swap,
-    apply_damm_v2_swap,
     cpmm_curve_inputs,
     decode_cpmm_amm_config,
     decode_cpmm_observation_state,
     decode_cpmm_pool_state,
-    decode_damm_v2_pool,
-    decode_mint,
-    decode_token_account,
     encode_cpmm_amm_config,
     encode_cpmm_observation_state,
     encode_cpmm_pool_state,
-    encode_damm_v2_pool,
-    encode_mint,
-    encode_token_account,
     new_cpmm_observation_state,
 )
-from adapters.solana.programs import CPMM_AMM_CONFIG, CPMM_OBSERVATION_STATE, CPMM_POOL_STATE, DAMM_V2_POOL
+from adapters.solana.token_layouts import (
+    Mint,
+    TokenAccount,
+    decode_mint,
+    decode_token_account,
+    encode_mint,
+    encode_token_account,
+)
 from domain.curves.cpmm import CpmmFeesOwed, swap_base_input
-from domain.curves.damm_v2 import DynamicFee, RateLimiterFee, TimeSchedulerFee, UnknownBaseFee, swap_exact_in
+from domain.curves.damm_v2 import swap_exact_in
+from domain.curves.damm_v2_fees import DynamicFee, RateLimiterFee, TimeSchedulerFee, UnknownBaseFee
 
 POOL_STATE_DISC = bytes([247, 237, 227, 245, 215, 195, 222, 70])
 AMM_CONFIG_DISC = bytes([218, 244, 33, 104, 203, 203, 43, 111])
