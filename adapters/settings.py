@@ -160,6 +160,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         dict[Annotated[str, Meta(min_length=16)], Annotated[str, Meta(min_length=1)]],
         Meta(extra={SECRET: True, PAIRS: ":"}),
     ] = {}
+    # Operator keys ("key1,key2"): each may read, follow and cancel every user's order
+    # (and places orders for the body's userId). Needs no API_KEYS, but with none of
+    # either the API is open. Never logged.
+    operator_keys: Annotated[frozenset[Annotated[str, Meta(min_length=16)]], Meta(extra={SECRET: True})] = (
+        frozenset()
+    )
     # Per-user order submissions: a sustained rate per minute and a burst on top (0 = no limit).
     order_rate_per_min: Annotated[int, Meta(ge=0, le=6_000_000)] = 600
     order_rate_burst: Annotated[int, Meta(ge=0, le=1_000_000)] = 60
@@ -180,6 +186,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
             value = getattr(self, f.name)
             if f.name == "api_keys":
                 text = f"<{len(value)} keys, users {sorted(set(value.values()))}>"
+            elif f.name == "operator_keys":
+                text = f"<{len(value)} keys>"
             elif f.secret and value:
                 text = "'***'"
             elif f.name in ("database_url", "redis_url") and value:
@@ -224,6 +232,15 @@ def _rule(*fields: str) -> Callable[[Callable[[Settings], str | None]], Callable
 def longest_mock_delay_ms(s: Settings) -> Decimal:
     """The longest single sleep of the mock DEX, after scaling."""
     return max(s.mock_quote_max_ms, s.mock_swap_max_ms) * s.mock_latency_scale
+
+
+@_rule("api_keys", "operator_keys")
+def _key_roles(s: Settings) -> str | None:
+    # Which key is shared is not said: naming it would print a secret.
+    shared = len(s.operator_keys & s.api_keys.keys())
+    if not shared:
+        return None
+    return f"OPERATOR_KEYS and API_KEYS share {shared} key(s): a key is either a user's or an operator's"
 
 
 @_rule("mock_quote_min_ms", "mock_quote_max_ms")
@@ -423,6 +440,8 @@ class _Field:
             text = next((v for v in info.values if str(v).lower() == text.lower()), text)
         elif isinstance(info, mi.DictType):
             return self._pairs(text, info)
+        elif isinstance(info, mi.FrozenSetType):
+            return self._items(text, info)
         value = _convert(text, self.type, info)
         if isinstance(info, mi.DecimalType):
             _check_decimal(value, self.extra)
@@ -442,6 +461,17 @@ class _Field:
             except _Invalid as exc:
                 raise _Invalid(f"{which}: {exc.reason}") from None
         return pairs
+
+    def _items(self, text: str, info: mi.FrozenSetType) -> frozenset[Any]:
+        item_type = get_args(get_args(self.type)[0])[0]  # Annotated[frozenset[T], Meta]
+        items = []
+        for number, item in enumerate(filter(None, (part.strip() for part in text.split(","))), 1):
+            try:
+                items.append(_convert(item, item_type, info.item_type, what="the item"))
+            except _Invalid as exc:
+                which = f"item {number}" if self.secret else f"item {number} ({item!r})"
+                raise _Invalid(f"{which}: {exc.reason}") from None
+        return frozenset(items)
 
 
 def _dec_hook(tp: type, obj: object) -> object:
@@ -559,7 +589,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = f.parse(raw)
         except _Invalid as exc:
             # A secret's value is never shown; a list of pairs names the pair instead.
-            named = var if f.secret or isinstance(f.info, mi.DictType) else f"{var}={_shown(raw)}"
+            listed = isinstance(f.info, mi.DictType | mi.FrozenSetType)
+            named = var if f.secret or listed else f"{var}={_shown(raw)}"
             problems.append(f"{named} is {'out of range' if exc.out_of_range else 'invalid'}: {exc.reason}")
     settings = Settings(**values)  # type: ignore[arg-type]  # each value has its field's type
     refused = {f.name for f in _FIELDS if f.name not in values and any(n in env for n in f.env)}

@@ -35,7 +35,7 @@ from api.ws_routes import WS_ROUTES
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    keys = KeyRing(settings.api_keys)
+    keys = KeyRing(settings.api_keys, settings.operator_keys)
     warn_if_open(keys)
     engine = bootstrap(settings, role="api", pool_min=2, pool_max=10)
     # The shared reader gets its own client: its blocking XREAD must not queue behind requests.

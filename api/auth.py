@@ -4,7 +4,13 @@ With `API_KEYS` set, every endpoint except the probes and the schema needs
 `Authorization: Bearer <key>`; the key's user is put on the connection
 (`connection.user`) and overrides any `userId` a client sends. Other users'
 orders answer 404, exactly like orders that do not exist, so a caller learns
-nothing about them. With no keys the API is open and `connection.user` is None.
+nothing about them.
+
+An operator key (`OPERATOR_KEYS`) belongs to no user: `connection.user` is None, as on
+an open API, so every order is visible and cancellable, and `connection.scope["role"]`
+says "operator". With no keys at all the API is open (role "open"): anyone may already
+list every order, so the all-orders stream is open too; a user key (role "user") never
+gets it.
 
 A browser cannot set headers on a WebSocket handshake, so a WebSocket may carry the key
 in `Sec-WebSocket-Protocol` instead: it offers the subprotocols `orderengine` and
@@ -19,8 +25,9 @@ import binascii
 import hashlib
 import hmac
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -40,24 +47,45 @@ WS_SUBPROTOCOL = "orderengine"
 _WS_KEY_PREFIX = "bearer."
 
 
+Role = Literal["open", "user", "operator"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a key names: a user (who sees their own orders) or an operator (who sees all)."""
+
+    user: str | None
+    role: Role
+
+
+OPERATOR = Caller(user=None, role="operator")
+
+
 class KeyRing:
     """Looks keys up by their SHA-256, so no comparison runs over the secret itself."""
 
-    def __init__(self, keys: dict[str, str]) -> None:
-        self._users = {_digest(key): user for key, user in keys.items()}
+    def __init__(self, keys: dict[str, str], operators: Iterable[str] = ()) -> None:
+        self._callers = {_digest(key): Caller(user=user, role="user") for key, user in keys.items()}
+        self._callers.update({_digest(key): OPERATOR for key in operators})
 
     def __bool__(self) -> bool:
-        return bool(self._users)
+        return bool(self._callers)
 
-    def user_for(self, authorization: str | None) -> str | None:
+    def caller_for(self, authorization: str | None) -> Caller | None:
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             return None
         digest = _digest(key.strip())
-        for known, user in self._users.items():
+        found = None
+        for known, caller in self._callers.items():
+            # Every digest is compared, so the time taken does not say which key matched.
             if hmac.compare_digest(known, digest):
-                return user
-        return None
+                found = caller
+        return found
+
+    def user_for(self, authorization: str | None) -> str | None:
+        caller = self.caller_for(authorization)
+        return caller.user if caller is not None else None
 
 
 def _digest(key: str) -> bytes:
@@ -77,16 +105,18 @@ class AuthMiddleware(ASGIMiddleware):
             send = _accepting_subprotocol(send)
         if not self.keys:
             scope["user"] = None
+            scope["role"] = "open"  # type: ignore[typeddict-unknown-key]
             await next_app(scope, receive, send)
             return
         headers = dict(scope["headers"])
         raw = headers.get(b"authorization")
         authorization = raw.decode("latin-1") if raw is not None else _bearer_from_subprotocols(offered)
-        user = self.keys.user_for(authorization)
-        if user is None:
+        caller = self.keys.caller_for(authorization)
+        if caller is None:
             await _refuse(scope, receive, send)
             return
-        scope["user"] = user
+        scope["user"] = caller.user
+        scope["role"] = caller.role  # type: ignore[typeddict-unknown-key]
         await next_app(scope, receive, send)
 
 
@@ -143,8 +173,26 @@ async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def caller_of(connection: Any) -> str | None:
-    """The authenticated user, or None when the API runs open."""
+    """The authenticated user, or None when the API runs open or the key is an operator's:
+    None is what lets every check below see every order."""
     return connection.scope.get("user")
+
+
+def role_of(connection: Any) -> Role:
+    """ "user", "operator" or "open" (no keys configured). A scope the middleware never saw
+    (a unit test's bare app) is open, as its `user` is None."""
+    role: Role = connection.scope.get("role") or "open"
+    return role
+
+
+def sees_every_order(connection: Any) -> bool:
+    """May list and follow every user's orders: an operator, or anyone on an open API."""
+    return role_of(connection) != "user"
+
+
+def cancelled_by(connection: Any) -> str:
+    """Who a cancel is recorded as done by: the key's user, an operator, or "user" (open API)."""
+    return caller_of(connection) or ("operator" if role_of(connection) == "operator" else "user")
 
 
 def ensure_visible(caller: str | None, owner: str | None, order_id: str) -> None:
@@ -162,6 +210,6 @@ def owner_of(history: Sequence[RecordedEvent]) -> str | None:
 def warn_if_open(keys: KeyRing) -> None:
     if not keys:
         log.warning(
-            "API_KEYS is not set: the API is open, anyone who can reach it may place and cancel "
-            "orders for any userId"
+            "API_KEYS and OPERATOR_KEYS are not set: the API is open, anyone who can reach it may "
+            "place, read, follow and cancel orders for any userId"
         )

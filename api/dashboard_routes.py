@@ -11,6 +11,8 @@ call, so serving it gives nothing away.
   read from the sources `/readyz` and `/metrics` use.
 - `GET /api/orders/{id}/state?version=N`: the order folded from its first N events by
   `domain.replay` (the fold `orderengine replay` uses), rendered as `GET /api/orders/{id}`.
+- `GET /api/me`: who the key names (a user, an operator, or nobody on an open API), so the
+  page offers the every-order board only to those who may follow it.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from msgspec import UNSET, Meta, UnsetType
 
 from adapters import metrics
 from adapters.redis_layout import QUEUES
-from api.auth import caller_of, ensure_visible, owner_of
+from api.auth import caller_of, ensure_visible, owner_of, role_of
 from api.context import ApiDependency
 from api.dashboard_schemas import (
+    CALLER_EXAMPLE,
     HEALTH_EXAMPLE,
     STATE_EXAMPLE,
+    CallerView,
     EngineHealth,
     Heartbeat,
     OrderStateAt,
@@ -202,4 +206,18 @@ async def order_state(
     )
 
 
-DASHBOARD_ROUTES = [dashboard_page, dashboard_file, engine_health, order_state]
+# -- who the key names ----------------------------------------------------------------------
+
+
+@get(
+    "/api/me",
+    security=BEARER,
+    responses={200: _ok(CallerView, CALLER_EXAMPLE, "caller"), **errors(401)},
+    operation_class=documented(),
+)
+async def who_am_i(request: Request[Any, Any, Any]) -> CallerView:
+    """Who the key names: a user's key, an operator's, or none needed (an open API)."""
+    return CallerView(role=role_of(request), userId=caller_of(request))
+
+
+DASHBOARD_ROUTES = [dashboard_page, dashboard_file, engine_health, order_state, who_am_i]

@@ -6,7 +6,7 @@ exactly what is encoded."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -102,3 +102,23 @@ STATE_EXAMPLE: dict[str, Any] = {
         "explorerUrl": None,
     },
 }
+
+
+# --- who the key names --------------------------------------------------------------------
+
+
+class CallerView(msgspec.Struct, kw_only=True):
+    """Who the request's key names, so a client (the dashboard) knows what it may show."""
+
+    role: Annotated[
+        Literal["user", "operator", "open"],
+        Meta(
+            description="`user`: a user's key (its own orders only); `operator`: an operator key "
+            "(every order, `/ws?all=true`); `open`: no keys are configured (anyone may do what an "
+            "operator may)"
+        ),
+    ]
+    userId: Annotated[str | None, Meta(description="The key's user; null for an operator or an open API")]
+
+
+CALLER_EXAMPLE: dict[str, Any] = {"role": "operator", "userId": None}

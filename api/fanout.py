@@ -2,8 +2,8 @@
 
 The hub tails the all-orders stream (`{prefix}:orders`, entry id = log position)
 with one blocking XREAD at a time and hands each entry to the subscriptions of
-its order and of its user. Ten thousand sockets cost one Redis connection, not
-ten thousand.
+its order, of its user and of every order (an operator's `/ws?all=true`). Ten
+thousand sockets cost one Redis connection, not ten thousand.
 
 A subscription is a bounded buffer plus a wake-up flag. A subscriber that falls
 more than `max_pending` entries behind is marked `overflowed` instead of
@@ -82,12 +82,14 @@ class StreamHub:
         self._max_pending = max_pending
         self._by_order: dict[str, set[Subscription]] = defaultdict(set)
         self._by_user: dict[str, set[Subscription]] = defaultdict(set)
+        self._everything: set[Subscription] = set()
         self._last_id: str | None = None
         self.entries_read = 0
 
     @property
     def subscribers(self) -> int:
-        return sum(map(len, self._by_order.values())) + sum(map(len, self._by_user.values()))
+        by_key = sum(map(len, self._by_order.values())) + sum(map(len, self._by_user.values()))
+        return by_key + len(self._everything)
 
     @contextmanager
     def order(self, order_id: str) -> Iterator[Subscription]:
@@ -98,6 +100,16 @@ class StreamHub:
     def user(self, user_id: str) -> Iterator[Subscription]:
         with self._subscribed(self._by_user, user_id) as sub:
             yield sub
+
+    @contextmanager
+    def everything(self) -> Iterator[Subscription]:
+        """Every order's entries (what an operator follows)."""
+        sub = Subscription(self._max_pending)
+        self._everything.add(sub)
+        try:
+            yield sub
+        finally:
+            self._everything.discard(sub)
 
     @contextmanager
     def _subscribed(self, index: dict[str, set[Subscription]], key: str) -> Iterator[Subscription]:
@@ -152,6 +164,8 @@ class StreamHub:
             for subs in index.values():
                 for sub in subs:
                     sub.mark_overflowed()
+        for sub in self._everything:
+            sub.mark_overflowed()
 
     def _dispatch(self, entry: Entry) -> None:
         # One LiveEntry for all its subscribers: decoded and encoded at most once.
@@ -161,3 +175,5 @@ class StreamHub:
         if user:
             for sub in self._by_user.get(user, ()):
                 sub.offer(entry)
+        for sub in self._everything:
+            sub.offer(entry)

@@ -15,7 +15,7 @@ from litestar.params import PathParameter
 from msgspec import UNSET
 
 from api import input_rules
-from api.auth import caller_of, ensure_visible, owner_of
+from api.auth import caller_of, cancelled_by, ensure_visible, owner_of
 from api.context import ApiDependency
 from api.errors import Forbidden
 from api.input_rules import in_path
@@ -172,8 +172,8 @@ async def cancel_order(
     """Cancel an order that has not started sending its swap; 409 with its status otherwise."""
     oid = parse_order_id(order_id)
     caller = caller_of(request)
-    # With API keys, the key's user, and only their own orders; an open API cannot tell who asked.
-    order = await api.engine.cancellation.cancel(oid, by=caller or "user", owner=caller)
+    # A user's key cancels only its own orders; an operator's (or an open API) any order.
+    order = await api.engine.cancellation.cancel(oid, by=cancelled_by(request), owner=caller)
     # `new` is only the state before an order's first event: a cancelled order is never in it.
     return CancelResult(orderId=oid, status=cast(OrderStatus, order.status), message="Order cancelled")
 

@@ -1,8 +1,9 @@
-"""WebSocket streams: one order, every order of a user, or an order submitted on the socket.
+"""WebSocket streams: one order, every order of a user, every order (an operator's), or an
+order submitted on the socket.
 
 Each stream sends history first, from the Postgres log, then live entries from
 the process's shared reader (api/fanout.py), de-duplicated by version (one
-order) or position (a user), so nothing is missed or repeated across the switch
+order) or position (a user, or everyone), so nothing is missed or repeated across the switch
 and a trimmed Redis stream costs nothing. A gap (entries dropped for a slow
 socket, a Redis outage) is filled from Postgres before anything newer is sent.
 
@@ -25,7 +26,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 
 from adapters.metrics import websocket_connection
 from api import input_rules
-from api.auth import caller_of, owner_of
+from api.auth import caller_of, owner_of, sees_every_order
 from api.context import Api
 from api.fanout import StreamHub, Subscription
 from api.input_rules import MAX_POSITION, MAX_VERSION, identifier, whole_number
@@ -63,9 +64,12 @@ class Refused(Exception):
 
 
 async def stream_from_query(socket: Any, api: Api) -> None:
-    """`/ws?orderId=…[&fromVersion=N]` streams one order, `/ws?userId=…[&fromPosition=N]` a user's."""
+    """`/ws?orderId=…[&fromVersion=N]` streams one order, `/ws?userId=…[&fromPosition=N]` a user's,
+    `/ws?all=true[&fromPosition=N]` every order."""
     query = socket.query_params
-    if query.get("orderId") is None and query.get("userId") is not None:
+    if query.get("all") is not None:
+        await _serve(socket, api, lambda: _all_stream(socket, api, query.get("all")))
+    elif query.get("orderId") is None and query.get("userId") is not None:
         await _serve(socket, api, lambda: _user_stream(socket, api, query.get("userId")))
     else:
         await _serve(socket, api, lambda: _order_stream(socket, api, query.get("orderId")))
@@ -241,19 +245,50 @@ async def _user_stream(socket: Any, api: Api, user_id: str) -> None:
         raise Refused("an API key streams only its own user's orders")
     after = _resume_point(socket.query_params, MAX_POSITION, "fromPosition", "lastEventId")
     hub: StreamHub = api.hub
+
+    async def read(after: int) -> list[RecordedEvent]:
+        return await api.engine.store.read_user_events(user_id, after, HISTORY_PAGE)
+
     with hub.user(user_id) as sub:
         await _until_client_leaves(
-            socket, lambda: _pump_user(socket, api, user_id, sub, after), close_when_done=False
+            socket, lambda: _pump_positions(socket, read, sub, after), close_when_done=False
         )
 
 
-async def _pump_user(socket: Any, api: Api, user_id: str, sub: Subscription, after: int) -> bool:
+# -- every order (an operator, or anyone on an open API) ---------------------------------
+
+
+async def _all_stream(socket: Any, api: Api, flag: str) -> None:
+    if flag != "true":
+        raise Refused("all must be true (to stream every order)")
+    if socket.query_params.get("orderId") is not None or socket.query_params.get("userId") is not None:
+        raise Refused("give one of orderId, userId or all=true")
+    if not sees_every_order(socket):
+        raise Refused("only an operator key streams every order (all=true); give userId for your own")
+    after = _resume_point(socket.query_params, MAX_POSITION, "fromPosition", "lastEventId")
+
+    async def read(after: int) -> list[RecordedEvent]:
+        return await api.engine.store.read_all(after, HISTORY_PAGE)
+
+    hub: StreamHub = api.hub
+    with hub.everything() as sub:
+        await _until_client_leaves(
+            socket, lambda: _pump_positions(socket, read, sub, after), close_when_done=False
+        )
+
+
+# -- streams ordered by the log's position (a user's, everyone's) ----------------------------
+
+ReadPage = Callable[[int], Awaitable[list[RecordedEvent]]]
+
+
+async def _pump_positions(socket: Any, read: ReadPage, sub: Subscription, after: int) -> bool:
     """History by position from Postgres, then live entries; never finishes by itself."""
-    after = await _send_user_history(socket, api, user_id, after)
+    after = await _send_history(socket, read, after)
     while True:
         batch = await sub.next_batch()
         if sub.take_overflow():
-            after = await _send_user_history(socket, api, user_id, after)
+            after = await _send_history(socket, read, after)
             continue
         for entry in batch:
             if entry.position <= after:
@@ -263,9 +298,9 @@ async def _pump_user(socket: Any, api: Api, user_id: str, sub: Subscription, aft
                 await socket.send_data(entry.user_text)
 
 
-async def _send_user_history(socket: Any, api: Api, user_id: str, after: int) -> int:
+async def _send_history(socket: Any, read: ReadPage, after: int) -> int:
     while True:
-        page = await api.engine.store.read_user_events(user_id, after, HISTORY_PAGE)
+        page = await read(after)
         for recorded in page:
             if not is_internal(recorded):
                 await socket.send_data(user_message_text(recorded))

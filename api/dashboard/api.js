@@ -50,13 +50,13 @@ function subprotocols() {
 }
 
 /**
- * Follows `/ws?userId=` and reconnects by itself, resuming after the last position it
+ * Follows `/ws?userId=` (or, `{ all: "true" }`, every order) and reconnects by itself, resuming after the last position it
  * handled, so nothing is missed or repeated across an API restart. `onEvent` gets each
  * message; `onState` gets "connecting" | "live" | "reconnecting" | "refused" and a reason.
  */
-export class UserStream {
-  constructor(userId, { onEvent, onState }) {
-    this.userId = userId;
+export class LiveStream {
+  constructor(params, { onEvent, onState }) {
+    this.params = params;
     this.onEvent = onEvent;
     this.onState = onState;
     this.position = 0;
@@ -68,7 +68,7 @@ export class UserStream {
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = new URLSearchParams({ userId: this.userId, fromPosition: String(this.position) });
+    const query = new URLSearchParams({ ...this.params, fromPosition: String(this.position) });
     this.onState(this.reconnects ? "reconnecting" : "connecting");
     const socket = new WebSocket(`${scheme}://${location.host}/ws?${query}`, subprotocols());
     this.socket = socket;

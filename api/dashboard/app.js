@@ -1,14 +1,15 @@
 // The dashboard's entry point: the session (user and key), the user's stream feeding the
 // board, the views (board, one order), and the periodic reads (prices, health).
 
-import { call, session, UserStream } from "./api.js";
-import { apply, clearBoard, onChange, setUpBoard } from "./board.js";
+import { call, LiveStream, session } from "./api.js";
+import { apply, clearBoard, onChange, setUpBoard, showUsers } from "./board.js";
 import { refreshHealth } from "./health.js";
 import { clearErrors, setUpOrderForm, showFieldError } from "./order_form.js";
 import { showOrder } from "./order_page.js";
 import { draw, knownTokens, sample, setUpLaunch } from "./prices.js";
 
 let stream = null;
+let role = "user"; // what the key may follow (GET /api/me): "user", "operator" or "open"
 const connection = document.getElementById("connection");
 
 const STATE_TEXT = {
@@ -27,15 +28,38 @@ function setConnection(state, reason) {
   }
 }
 
+const allOrders = document.getElementById("all-orders");
+
+// The charts follow the board at most four times a second: redrawn on every frame of a
+// burst, their SVG (a circle per fill) cost more than the rows (docs/dashboard.md).
+let drawTimer = 0;
+function drawSoon() {
+  if (!drawTimer) drawTimer = setTimeout(() => { drawTimer = 0; draw(); }, 250);
+}
+
 function connect() {
   if (stream) stream.stop();
   clearBoard();
-  if (!session.userId) {
+  const everyOrder = role !== "user" && allOrders.checked;
+  showUsers(everyOrder);
+  if (!everyOrder && !session.userId) {
     setConnection("refused", "enter your user id to follow your orders");
     return;
   }
+  const params = everyOrder ? { all: "true" } : { userId: session.userId };
   // Exposed for the end-to-end tests and for a curious person at the console.
-  window.dashboard.stream = stream = new UserStream(session.userId, { onEvent: apply, onState: setConnection });
+  window.dashboard.stream = stream = new LiveStream(params, { onEvent: apply, onState: setConnection });
+}
+
+/** Which board the key may have: the every-order switch only for an operator (or an open API). */
+async function learnRole() {
+  try {
+    role = (await call("GET", "/api/me")).role;
+  } catch {
+    role = "user"; // no key yet, or a wrong one: the stream says why
+  }
+  document.getElementById("all-orders-control").hidden = role === "user";
+  document.body.dataset.role = role;
 }
 
 function route() {
@@ -53,21 +77,24 @@ async function start() {
   const form = document.getElementById("session");
   form.userId.value = session.userId;
   form.apiKey.value = session.key;
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
     session.save(form.userId.value.trim(), form.apiKey.value.trim());
+    await learnRole();
     connect();
     sample();
     refreshHealth();
   });
   setUpBoard();
   setUpLaunch();
-  onChange(draw);
+  onChange(drawSoon);
   await sample();
   await setUpOrderForm(knownTokens());
   window.addEventListener("hashchange", route);
   route();
+  allOrders.addEventListener("change", connect);
+  await learnRole();
   connect();
   refreshHealth();
   setInterval(sample, 1000);

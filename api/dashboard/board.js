@@ -47,6 +47,7 @@ export function apply(message) {
       Object.assign(order, {
         orderType: details.orderType, tokenIn: details.tokenIn, tokenOut: details.tokenOut,
         amount: details.amount, limitPrice: details.limitPrice, createdAt: message.timestamp,
+        userId: details.userId,
       });
       break;
     case "OrderWaiting":
@@ -122,7 +123,8 @@ function flush() {
 function newRow(order) {
   const row = document.createElement("tr");
   row.dataset.orderId = order.orderId;
-  row.innerHTML = `<th scope="row" class="c-order"></th><td class="c-status"></td>
+  row.innerHTML = `<th scope="row" class="c-order"></th><td class="c-user" data-label="User"></td>
+    <td class="c-status"></td>
     <td class="c-quotes" data-label="Quotes and route"></td><td class="c-attempts" data-label="Attempts"></td>
     <td class="c-minout" data-label="Min out"></td><td class="c-tx" data-label="Transaction"></td>
     <td class="c-exec" data-label="Executed / limit"></td>`;
@@ -152,6 +154,8 @@ function render(row, o) {
   link.textContent = short(o.orderId);
   link.setAttribute("aria-label", `Order ${short(o.orderId)}: timeline`);
   meta.textContent = `${o.orderType || ""} ${num(o.amount)} ${o.tokenIn || ""}→${o.tokenOut || ""}`;
+  row.dataset.userId = o.userId || "";
+  row.querySelector(".c-user").textContent = o.userId || "";
   const status = row.querySelector(".c-status");
   status.innerHTML = "";
   const badge = document.createElement("span");
@@ -193,6 +197,11 @@ function render(row, o) {
   row.querySelector(".cancel").hidden = !CANCELLABLE.has(o.status);
 }
 
+/** The engine's reason with its long decimals cut to `digits` significant digits, for reading. */
+export function roundedNumbers(text, digits = 6) {
+  return text.replace(/\d+\.\d+/g, (figure) => num(figure, digits));
+}
+
 function renderQuotes(cell, o) {
   cell.innerHTML = "";
   if (!o.quotes.length) return;
@@ -207,7 +216,8 @@ function renderQuotes(cell, o) {
   if (o.reason) {
     const why = document.createElement("small");
     why.className = "block reason";
-    why.textContent = o.reason;
+    why.textContent = roundedNumbers(o.reason);
+    why.title = o.reason; // the exact figures, as the API sent them
     cell.append(why);
   }
 }
@@ -268,6 +278,11 @@ export function setUpBoard() {
   for (const id of ["filter-status", "filter-pair", "filter-type"]) {
     document.getElementById(id).addEventListener("change", refilter);
   }
+}
+
+/** Show the user column (the every-order board) or hide it (one user's). */
+export function showUsers(shown) {
+  document.getElementById("board").classList.toggle("all", shown);
 }
 
 /** Forget every order (another user connected). */

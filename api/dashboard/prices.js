@@ -8,6 +8,7 @@ import { call } from "./api.js";
 import { clearErrors, showFieldError } from "./order_form.js";
 
 const SAMPLES = 300;
+const MAX_FILLS = 100;
 // The viewBox is about the size a chart is drawn at, so its labels stay readable.
 const W = 320;
 const H = 140;
@@ -69,7 +70,8 @@ function drawPair(figure, pair) {
   const limits = orders.filter((o) => o.status === "waiting" && o.limitPrice).map((o) => ({
     id: o.orderId, price: Number(o.limitPrice),
   }));
-  const fills = orders.filter((o) => o.executedPrice).map((o) => Number(o.executedPrice));
+  // The latest fills only: a thousand circles per redraw would say no more than a hundred.
+  const fills = orders.filter((o) => o.executedPrice).slice(-MAX_FILLS).map((o) => Number(o.executedPrice));
   const values = [...points.map((p) => p.price), ...limits.map((l) => l.price), ...fills];
   let lo = Math.min(...values);
   let hi = Math.max(...values);

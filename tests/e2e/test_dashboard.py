@@ -8,6 +8,7 @@ would use it; screenshots at a laptop's and a phone's width go to .data/screensh
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the de
 
 KEY = "dashboard-key-0123456789abcdef"
 USER = "dash-user"
+OPERATOR_KEY = "dashboard-operator-0123456789abcdef"
+OTHER_USER = "dash-other-user"
 SCREENSHOTS = REPO / ".data" / "screenshots"
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -41,7 +44,7 @@ WAIT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def engine(start_engine: Callable[..., Engine]) -> Engine:
-    return start_engine(API_KEYS=f"{KEY}:{USER}")
+    return start_engine(API_KEYS=f"{KEY}:{USER}", OPERATOR_KEYS=OPERATOR_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +226,35 @@ def _healthy(engine: Engine) -> bool:
         return httpx.get(f"{engine.base_url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_operator_sees_another_users_order_reach_confirmed_on_the_every_order_board(
+    page: Any, engine: Engine
+) -> None:
+    assert page.locator("#all-orders-control").is_hidden()  # a user's key: no such switch
+    page.fill("#session-key", OPERATOR_KEY)
+    page.click("#session button[type=submit]")
+    page.wait_for_selector("#all-orders-control:not([hidden])")
+    page.check("#all-orders")
+    page.wait_for_selector("#board.all")
+    page.wait_for_selector("#connection[data-state=live]")
+    order_id = httpx.post(
+        f"{engine.base_url}/api/orders/execute",
+        json={
+            "userId": OTHER_USER,
+            "orderType": "market",
+            "tokenIn": "SOL",
+            "tokenOut": "USDC",
+            "amount": "1",
+        },
+        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+        timeout=10,
+    ).json()["orderId"]
+    wait_for_row_status(page, order_id, "confirmed")
+    assert page.inner_text(f"{row(order_id)} .c-user") == OTHER_USER
+    assert page.locator("#board thead th.c-user").is_visible()  # the user column is shown
+    page.wait_for_selector(f'#board tr[data-user-id="{USER}"]', state="attached")  # and the user's own
+    # A reason's long decimals are rounded for reading; its title keeps them exact.
+    reason = page.locator(f"{row(order_id)} .c-quotes .reason")
+    assert not re.search(r"\d\.\d{7,}", reason.inner_text()), reason.inner_text()
+    assert re.search(r"\d\.\d{7,}", str(reason.get_attribute("title")))

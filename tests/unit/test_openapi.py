@@ -44,6 +44,7 @@ PROTECTED = [
     ("GET", "/api/stats/pairs/{token_in}/{token_out}"),
     ("GET", "/api/engine/health"),
     ("GET", "/api/orders/{order_id}/state"),
+    ("GET", "/api/me"),
 ]
 STATUSES = {
     ("POST", "/api/orders/execute"): {200, 400, 401, 409, 413, 422, 429, 503},
@@ -62,6 +63,7 @@ STATUSES = {
     ("GET", "/readyz"): {200, 503},
     ("GET", "/api/engine/health"): {200, 401, 503},
     ("GET", "/api/orders/{order_id}/state"): {200, 401, 404, 422, 503},
+    ("GET", "/api/me"): {200, 401},
 }
 
 
