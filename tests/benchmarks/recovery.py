@@ -7,8 +7,9 @@
   kill to the first event any of the dead worker's orders records (they resume), and to
   the last order ending.
 - **Postgres restart**: an idle engine on a Postgres of its own, which is restarted
-  (`pg_ctl restart -m fast`); then POSTs back to back: how many were not 200, and the
-  time from the restart's end to the first 200.
+  (`pg_ctl restart -m fast`, and `-m immediate`: backends killed, crash recovery); then
+  POSTs back to back: how many were not 200, and the time from the restart's end to the
+  first 200.
 - **Postgres outage**: Postgres stopped for 10 s: how long POSTs took to be answered
   (503) while it was down, and the time from its start to the first 200.
 - **API crash**: `--orders` orders each followed on its WebSocket, the API killed with
@@ -33,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,15 @@ def post(engine: Engine, user: str, timeout: float = 30) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
-def recorded_after(database_url: str, order_ids: list[str], instant: datetime) -> list[datetime]:
+def recorded_after(
+    database_url: str, order_ids: list[str], instant: datetime, types: tuple[str, ...] | None = None
+) -> list[datetime]:
+    """When the orders' events (of `types`, or any) after `instant` were recorded."""
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT recorded_at FROM events WHERE stream_id = ANY(%s) AND recorded_at > %s"
-            " ORDER BY recorded_at",
-            (order_ids, instant),
+            " AND (%s::text[] IS NULL OR type = ANY(%s)) ORDER BY recorded_at",
+            (order_ids, instant, list(types) if types else None, list(types) if types else None),
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -82,10 +86,16 @@ def engine_on(database_url: str, redis_url: str, **env: str) -> Iterator[Engine]
     ).start()
     try:
         yield engine
-    finally:
+    except BaseException:
         engine.stop()
-        delete_prefix(redis_url, engine.prefix)
+        print(f"the drill failed; the engine's log is kept: {engine.log_path}", file=sys.stderr)
+        raise
+    else:
+        engine.stop()
         engine.log_path.unlink(missing_ok=True)
+    finally:
+        with suppress(redis.RedisError):
+            delete_prefix(redis_url, engine.prefix)
 
 
 def worker_crash(orders: int) -> dict[str, float]:
@@ -140,11 +150,11 @@ def until_served(engine: Engine, limit_s: float = 60) -> tuple[float, int]:
     raise AssertionError(f"not served within {limit_s} s")
 
 
-def postgres_restart() -> dict[str, float]:
+def postgres_restart(mode: str) -> dict[str, float]:
     with scratch_servers() as (_, redis_url), own_postgres() as pg, engine_on(pg.url, redis_url) as engine:
         assert post(engine, "warm")[0] == 200
         time.sleep(1.5)  # idle: every pooled connection is one the restart kills
-        pg.restart()
+        pg.restart(mode)
         served_s, failures = until_served(engine)
         return {"first 200 after the restart s": served_s, "answers not 200": failures}
 
@@ -180,10 +190,10 @@ def api_crash(orders: int) -> dict[str, float]:
             async with anyio.create_task_group() as tg:
                 for order_id, seen in streams.items():
                     tg.start_soon(follow, engine, order_id, seen)
-                await until_following_mid_step(streams)
+                await until_following_mid_step(streams, timeout=180)  # hundreds of handshakes
                 killed = time.monotonic()
                 api_process(engine).send_signal(signal.SIGKILL)
-                with anyio.fail_after(120):
+                with anyio.fail_after(120 + orders):  # the orders still to run, at 100 a minute
                     while True:
                         try:
                             async with httpx.AsyncClient() as client:
@@ -222,7 +232,7 @@ def redis_outage(orders: int, seconds: float = 10) -> dict[str, float]:
                 proxy.cut()
                 time.sleep(seconds)
                 proxy.restore()
-                restored = time.monotonic()
+                restored, restored_at = time.monotonic(), datetime.now(UTC)
                 served_s, _ = until_served(engine)
                 for order_id in ids:
                     order = engine.wait_for_status(order_id, {"confirmed", "failed"}, timeout=300)
@@ -234,8 +244,13 @@ def redis_outage(orders: int, seconds: float = 10) -> dict[str, float]:
                     twice = sum(chain.scard(RedisLayout(engine.prefix).mockchain_swaps(i)) != 1 for i in ids)
                 finally:
                     chain.close()
+                # A step handed on through the queue after Redis was back: execution resumed.
+                handed_on = recorded_after(
+                    database_url, ids, restored_at, ("OrderRouting", "OrderBuilding", "OrderSubmitted")
+                )
                 return {
                     "first 200 after Redis is back s": served_s,
+                    "resumed s": (handed_on[0] - restored_at).total_seconds() if handed_on else float("nan"),
                     "all ended s": ended,
                     "swapped twice": twice,
                 }
@@ -243,7 +258,7 @@ def redis_outage(orders: int, seconds: float = 10) -> dict[str, float]:
             proxy.close()
 
 
-DRILLS = ("worker", "pg-restart", "pg-outage", "api", "redis")
+DRILLS = ("worker", "pg-restart", "pg-immediate", "pg-outage", "api", "redis")
 
 
 def median_line(name: str, values: list[float]) -> str:
@@ -275,7 +290,8 @@ def main() -> int:
         return 2
     every: dict[str, tuple[str, Callable[[], dict[str, float]]]] = {
         "worker": ("worker crash", lambda: worker_crash(args.orders)),
-        "pg-restart": ("Postgres restart", postgres_restart),
+        "pg-restart": ("Postgres restart (fast)", lambda: postgres_restart("fast")),
+        "pg-immediate": ("Postgres restart (immediate)", lambda: postgres_restart("immediate")),
         "pg-outage": ("Postgres outage (10 s)", postgres_outage),
         "api": ("API crash", lambda: api_crash(args.orders)),
         "redis": ("Redis outage (10 s)", lambda: redis_outage(args.orders)),

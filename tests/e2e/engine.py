@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 import psutil
+import redis
 
+from adapters.redis_layout import RedisLayout
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -166,3 +168,22 @@ class Engine:
             timeout,
             what="the worker to hold orders mid-step",
         )
+
+    def assert_executed_once(self, order_ids: list[str], redis_url: str | None = None) -> None:
+        """Each order swapped once on the mock chain, with one swap intent and one
+        `submitted` in its log: what a drill checks after its fault, with the audit.
+        `redis_url`: where the chain's records are, when the engine reaches Redis another way."""
+        chain = redis.Redis.from_url(redis_url or self.env["REDIS_URL"], decode_responses=True)
+        layout = RedisLayout(self.env["REDIS_PREFIX"])  # an engine started on another's data uses its prefix
+        try:
+            for order_id in order_ids:
+                swaps = chain.scard(layout.mockchain_swaps(order_id))
+                assert swaps == 1, f"{order_id} swapped {swaps} times"
+                response = httpx.get(f"{self.base_url}/api/orders/{order_id}/events", timeout=10)
+                types = [e["type"] for e in response.json()["events"]]
+                assert (types.count("SwapRequested"), types.count("OrderSubmitted")) == (1, 1), (
+                    order_id,
+                    types,
+                )
+        finally:
+            chain.close()

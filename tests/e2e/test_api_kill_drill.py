@@ -54,5 +54,7 @@ def test_websocket_clients_of_a_killed_api_get_every_event_exactly_once_after_re
         assert "the api process was killed by SIGKILL; restarting it" in engine.log_path.read_text(
             errors="replace"
         )
+        engine.assert_executed_once(orders)
+        assert engine.audit()["divergences"] == []
     finally:
         engine.stop()

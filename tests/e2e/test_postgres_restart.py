@@ -31,8 +31,9 @@ def post(engine: Engine, **overrides: str) -> httpx.Response:
     return httpx.post(f"{engine.base_url}/api/orders/execute", json={**body, **overrides}, timeout=30)
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_after_a_postgres_restart_no_request_fails_on_a_dead_connection(
-    start_engine: Callable[..., Engine], own_postgres: OwnPostgres
+    start_engine: Callable[..., Engine], own_postgres: OwnPostgres, mode: str
 ) -> None:
     engine = start_engine(own_postgres.url)
     first = post(engine)
@@ -40,7 +41,7 @@ def test_after_a_postgres_restart_no_request_fails_on_a_dead_connection(
     engine.wait_for_status(first.json()["orderId"], {"confirmed"}, timeout=30)
     time.sleep(1.5)  # idle, so every pooled connection is one the restart will kill
 
-    own_postgres.restart("fast")
+    own_postgres.restart(mode)  # immediate: backends killed, crash recovery at start
 
     answers = [post(engine, userId=f"after-{i}") for i in range(5)]
     assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
@@ -49,6 +50,8 @@ def test_after_a_postgres_restart_no_request_fails_on_a_dead_connection(
         assert order["status"] == "confirmed" and order["attempts"] == 1, order
     stats = httpx.get(f"{engine.base_url}/api/stats/users/after-0", timeout=10)
     assert stats.status_code in (200, 404), stats.text
+    engine.assert_executed_once([first.json()["orderId"], *(a.json()["orderId"] for a in answers)])
+    assert engine.audit()["divergences"] == []
 
 
 def test_while_postgres_is_down_posts_are_answered_503_at_once_and_served_again_when_it_is_back(

@@ -16,9 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import redis
 
-from adapters.redis_layout import RedisLayout
 from tests.conftest import delete_prefix
 from tests.e2e.engine import Engine
 from tests.tcp_proxy import CuttableProxy
@@ -82,12 +80,7 @@ def test_orders_in_flight_through_a_10_s_redis_outage_all_end_confirmed_once(
             assert order["status"] == "confirmed", order
         assert during and set(during) <= {200, 503}, during  # answered, never hung or 500
         assert 503 in during
-        chain = redis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            for order_id in orders:
-                assert chain.scard(RedisLayout(engine.prefix).mockchain_swaps(order_id)) == 1
-        finally:
-            chain.close()
+        engine.assert_executed_once(orders, redis_url=redis_url)
         assert engine.audit(REDIS_URL=redis_url)["divergences"] == []
     finally:
         engine.stop()

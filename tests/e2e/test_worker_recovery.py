@@ -43,6 +43,8 @@ def test_orders_of_a_killed_worker_resume_when_its_replacement_boots(
             assert order["status"] == "confirmed", order
         assert "reclaimed the messages of a dead worker" in engine.log_path.read_text(errors="replace")
         assert engine.worker_process().pid != victim.pid
+        engine.assert_executed_once([*orders, later])
+        assert engine.audit()["divergences"] == []
     finally:
         engine.stop()
 
@@ -75,5 +77,7 @@ def test_orders_in_flight_when_the_whole_engine_is_killed_resume_when_it_starts_
             order = second.wait_for_status(order_id, {"confirmed", "failed"}, timeout=60)
             assert order["status"] == "confirmed", order
         assert "reclaimed the messages of a dead worker" in second.log_path.read_text(errors="replace")
+        second.assert_executed_once(orders)
+        assert second.audit()["divergences"] == []
     finally:
         second.stop()
