@@ -2,7 +2,7 @@
 // board, the views (board, one order), and the periodic reads (prices, health).
 
 import { call, LiveStream, session } from "./api.js";
-import { apply, clearBoard, onChange, setUpBoard, showUsers } from "./board.js";
+import { apply, boardState, clearBoard, onChange, setUpBoard, showUsers } from "./board.js";
 import { refreshHealth } from "./health.js";
 import { clearErrors, setUpOrderForm, showFieldError } from "./order_form.js";
 import { showOrder } from "./order_page.js";
@@ -73,7 +73,8 @@ function route() {
 }
 
 async function start() {
-  window.dashboard = {};
+  // The board's models (its DOM holds only the rows in view): for the tests and the console.
+  window.dashboard = { board: boardState };
   const form = document.getElementById("session");
   form.userId.value = session.userId;
   form.apiKey.value = session.key;

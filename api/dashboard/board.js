@@ -1,40 +1,72 @@
 // The live board: one row per order, folded from the user's stream and updated in place.
 // Messages are applied at once to the order's model; the DOM is written once per animation
-// frame for the rows that changed, so a burst of events over a thousand rows stays smooth.
+// frame, and only what changed: the cells an event changed, of the rows in view.
+//
+// Windowing: with more than ALL_ROWS orders shown, only the rows in the scroll region's view
+// (plus a margin of a view above and below) are in the DOM, between two spacer rows as tall
+// as the rows left out (their measured heights, else the average). The table says how many
+// rows it has (aria-rowcount) and each row its place (aria-rowindex), so a screen reader
+// still reads "row 412 of 1001". The order, the filters and the counts come from the models,
+// not from the DOM (docs/dashboard.md says why: a thousand rows in a <table> cost more in
+// style and layout after every frame's writes than everything else the page does).
 
-import { call } from "./api.js";
+import { newRow, render } from "./board_row.js";
 
-export const CANCELLABLE = new Set(["pending", "waiting", "routing", "building"]);
+export { CANCELLABLE, roundedNumbers } from "./board_row.js";
+
 const STATUSES = ["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
   "cancelled", "expired"];
+const ALL_ROWS = 60; // up to this many shown orders, every row is in the DOM (no windowing)
+const ROW_GUESS = 56; // px: a row's height until one has been measured
+const FOCUS_REACH = 50; // rows: a focused row stays in the DOM while this near the window
 
 const orders = new Map(); // orderId -> model
-const rows = new Map(); // orderId -> <tr>
+const sequence = []; // orderIds in the order they first arrived (oldest first)
+const rows = new Map(); // orderId -> its <tr>, made the first time it comes into view
+const heights = new Map(); // orderId -> the row's measured height (px)
+const statusCounts = new Map(); // status -> orders in it
 const dirty = new Set();
+let shownIds = []; // the orders the filters let through, newest first: the board's rows
+let listStale = true; // shownIds must be rebuilt (a new order, or one entered or left the filter)
+let measuredSum = 0;
+let measuredCount = 0;
 let frame = 0;
 let listeners = [];
+let current = { status: "", pair: "", type: "" }; // the filters, read when one changes
+let view = { top: 0, height: 0 }; // the scroll region, as its events last said
+let range = { first: 0, last: 0 }; // the slice of shownIds in the DOM
+let countText = "";
 
 const tbody = () => document.querySelector("#board tbody");
-const short = (id) => id.slice(0, 8);
-
-function num(text, digits = 6) {
-  if (text === null || text === undefined || text === "") return "";
-  const n = Number(text);
-  if (!Number.isFinite(n)) return String(text);
-  return n.toLocaleString("en-US", { maximumSignificantDigits: digits });
-}
 
 /** Everything the board knows of each order (what the price charts read too). */
 export function allOrders() { return orders.values(); }
 
 export function onChange(listener) { listeners.push(listener); }
 
+/**
+ * The board's state, from its models (rows out of view are not in the DOM): for the
+ * end-to-end tests, the benchmark, and a curious person at the console.
+ */
+export const boardState = {
+  get size() { return sequence.length; },
+  get shown() { return shownIds.length; },
+  get window() { return { ...range }; },
+  count(status) { return statusCounts.get(status) || 0; },
+  finished() { return this.count("confirmed") + this.count("failed"); },
+  ids() { return [...shownIds]; },
+  order(orderId) {
+    const o = orders.get(orderId);
+    return o && { status: o.status, history: [...o.history], version: o.version };
+  },
+};
+
 /** Fold one stream message into its order (versions already seen are dropped). */
 export function apply(message) {
   const { orderId, version, status, details = {}, type } = message;
   let order = orders.get(orderId);
   if (!order) {
-    order = { orderId, version: 0, history: [], attempts: 0, quotes: [] };
+    order = { orderId, version: 0, history: [], attempts: 0, quotes: [], route: 0, isNew: true };
     orders.set(orderId, order);
   }
   if (version <= order.version) return; // a repeat: never applied twice
@@ -62,10 +94,12 @@ export function apply(message) {
       order.chosenDex = details.chosenDex;
       order.reason = details.reason;
       order.attempts = Math.max(order.attempts, 1);
+      order.route += 1;
       break;
     case "OrderBuilding":
       order.minOut = details.minOut;
       order.chosenDex = details.dex || order.chosenDex;
+      order.route += 1;
       break;
     case "OrderSubmitted":
     case "SwapReissued":
@@ -92,144 +126,187 @@ export function apply(message) {
     default:
       break;
   }
-  if (status !== "retrying") order.status = status;
-  dirty.add(orderId);
+  if (status !== "retrying" && status !== order.status) {
+    if (order.status) statusCounts.set(order.status, statusCounts.get(order.status) - 1);
+    statusCounts.set(status, (statusCounts.get(status) || 0) + 1);
+    order.status = status;
+  }
+  dirty.add(orderId); // many events of one order in a frame: one write
+  schedule();
+}
+
+function schedule() {
   if (!frame) frame = requestAnimationFrame(flush);
 }
 
 function flush() {
   frame = 0;
-  const body = tbody();
-  const fresh = [];
+  const news = dirty.size > 0 || listStale; // else only the view moved: the charts need nothing
   for (const id of dirty) {
     const order = orders.get(id);
-    let row = rows.get(id);
-    if (!row) {
-      row = newRow(order);
-      rows.set(id, row);
-      fresh.push(row);
+    if (order.isNew) {
+      order.isNew = false;
+      sequence.push(id);
       addPair(`${order.tokenIn}/${order.tokenOut}`);
+      listStale = true;
     }
-    render(row, order);
-    row.hidden = !matches(order);
+    const shown = matches(order);
+    if (shown !== order.shown) { order.shown = shown; listStale = true; }
   }
+  if (listStale) {
+    listStale = false;
+    // Newest first: the stream delivers oldest first.
+    const list = [];
+    for (let i = sequence.length - 1; i >= 0; i -= 1) if (orders.get(sequence[i]).shown) list.push(sequence[i]);
+    shownIds = list;
+  }
+  place();
   dirty.clear();
-  // Newest first: the stream delivers oldest first, so each new row goes on top.
-  if (fresh.length) body.prepend(...fresh.reverse());
-  updateCount();
-  for (const listener of listeners) listener();
+  const text = `(${shownIds.length} of ${sequence.length})`;
+  if (text !== countText) {
+    countText = text;
+    document.getElementById("board-count").textContent = text;
+  }
+  const empty = document.getElementById("board-empty");
+  if (empty.hidden !== sequence.length > 0) empty.hidden = sequence.length > 0;
+  if (news) for (const listener of listeners) listener();
 }
 
-function newRow(order) {
-  const row = document.createElement("tr");
-  row.dataset.orderId = order.orderId;
-  row.innerHTML = `<th scope="row" class="c-order"></th><td class="c-user" data-label="User"></td>
-    <td class="c-status"></td>
-    <td class="c-quotes" data-label="Quotes and route"></td><td class="c-attempts" data-label="Attempts"></td>
-    <td class="c-minout" data-label="Min out"></td><td class="c-tx" data-label="Transaction"></td>
-    <td class="c-exec" data-label="Executed / limit"></td>`;
-  const link = document.createElement("a");
-  link.href = `#/orders/${order.orderId}`;
-  link.className = "order-link";
-  // Cancel sits under the order's name, so it is in view however wide the other cells are.
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "cancel";
-  button.textContent = "Cancel";
-  button.setAttribute("aria-label", `Cancel order ${short(order.orderId)}`);
-  const message = document.createElement("span");
-  message.className = "row-msg";
-  message.setAttribute("role", "status");
-  row.querySelector(".c-order").append(link, document.createElement("span"), button, message);
-  row.querySelector(".cancel").addEventListener("click", () => cancel(order.orderId, row));
-  return row;
+// -- the window of rows in the DOM -----------------------------------------------------------
+
+const rowHeight = (id) => heights.get(id) ?? (measuredCount ? measuredSum / measuredCount : ROW_GUESS);
+
+/** The slice of shownIds to keep in the DOM: all of it when short, else what is in view. */
+function windowOf() {
+  const n = shownIds.length;
+  if (n <= ALL_ROWS) return { first: 0, last: n };
+  const margin = Math.max(view.height, 400);
+  const from = view.top - margin;
+  const to = view.top + (view.height || 600) + margin;
+  let first = n;
+  let last = n;
+  let y = 0;
+  for (let i = 0; i < n; i += 1) {
+    const bottom = y + rowHeight(shownIds[i]);
+    if (first === n && bottom > from) first = i;
+    if (y >= to) { last = i; break; }
+    y = bottom;
+  }
+  if (first === n) first = Math.max(0, n - 1);
+  // The row holding the focus stays while it is near, so Tab and a screen reader keep their place.
+  const focused = document.activeElement?.closest?.("#board tbody tr[data-order-id]");
+  if (focused) {
+    const at = shownIds.indexOf(focused.dataset.orderId);
+    if (at >= 0 && at < first && first - at <= FOCUS_REACH) first = at;
+    if (at >= last && at - last < FOCUS_REACH) last = at + 1;
+  }
+  return { first, last };
 }
 
-function render(row, o) {
-  row.dataset.status = o.status;
-  row.dataset.history = o.history.join(" ");
-  row.dataset.type = o.orderType || "";
-  row.dataset.pair = `${o.tokenIn}/${o.tokenOut}`;
-  const [link, meta] = row.querySelector(".c-order").children;
-  link.textContent = short(o.orderId);
-  link.setAttribute("aria-label", `Order ${short(o.orderId)}: timeline`);
-  meta.textContent = `${o.orderType || ""} ${num(o.amount)} ${o.tokenIn || ""}→${o.tokenOut || ""}`;
-  row.dataset.userId = o.userId || "";
-  row.querySelector(".c-user").textContent = o.userId || "";
-  const status = row.querySelector(".c-status");
-  status.innerHTML = "";
-  const badge = document.createElement("span");
-  badge.className = `badge s-${o.status}`;
-  badge.textContent = o.status;
-  status.append(badge);
-  if (o.status === "waiting") {
-    const why = document.createElement("small");
-    why.textContent = o.awaiting ? ` for ${o.awaiting} to launch` : o.bestPrice ? ` best ${num(o.bestPrice)}` : "";
-    status.append(why);
+const spacers = { top: null, bottom: null };
+function spacer(name) {
+  if (!spacers[name]) {
+    const tr = document.createElement("tr");
+    tr.className = "spacer";
+    tr.setAttribute("aria-hidden", "true");
+    tr.innerHTML = `<td colspan="8"></td>`;
+    spacers[name] = tr;
   }
-  if (o.error || o.cancelReason) {
-    const why = document.createElement("small");
-    why.className = "block";
-    why.textContent = o.error || o.cancelReason;
-    status.append(why);
-  }
-  renderQuotes(row.querySelector(".c-quotes"), o);
-  row.querySelector(".c-attempts").textContent = o.retry
-    ? `${o.attempts} · retry ${o.retry.step} in ${o.retry.retryInMs} ms (${o.retry.error})`
-    : o.attempts ? String(o.attempts) : "";
-  row.querySelector(".c-minout").textContent = o.minOut ? `${num(o.minOut)} ${o.tokenOut}` : "";
-  const tx = row.querySelector(".c-tx");
-  tx.innerHTML = "";
-  if (o.txHash) {
-    const a = document.createElement(o.explorerUrl ? "a" : "span");
-    if (o.explorerUrl) { a.href = o.explorerUrl; a.target = "_blank"; a.rel = "noopener noreferrer"; }
-    a.textContent = `${o.txHash.slice(0, 10)}…`;
-    a.title = o.txHash;
-    if (o.explorerUrl) a.setAttribute("aria-label", `transaction ${o.txHash.slice(0, 10)} in the explorer`);
-    tx.append(a);
-  }
-  const exec = row.querySelector(".c-exec");
-  const limit = o.limitPrice ? ` / ${num(o.limitPrice)}` : "";
-  exec.textContent = o.executedPrice ? `${num(o.executedPrice)}${limit}` : limit ? `— ${limit}` : "";
-  if (o.executedPrice && o.limitPrice) {
-    exec.textContent += Number(o.executedPrice) >= Number(o.limitPrice) ? " ✓ at or above" : " ✗ below";
-  }
-  row.querySelector(".cancel").hidden = !CANCELLABLE.has(o.status);
+  return spacers[name];
 }
 
-/** The engine's reason with its long decimals cut to `digits` significant digits, for reading. */
-export function roundedNumbers(text, digits = 6) {
-  return text.replace(/\d+\.\d+/g, (figure) => num(figure, digits));
+/** The spacer standing for `px` of rows left out, or none (removed) when there are none. */
+function setSpacer(name, px, windowed) {
+  const tr = spacer(name);
+  if (!windowed || px <= 0) { if (tr.parentNode) tr.remove(); return null; }
+  const height = `${Math.round(px)}px`;
+  if (tr.style.height !== height) tr.style.height = height;
+  // As many columns as are shown (the user column only on the every-order board): one more
+  // would add an empty column to the table and narrow the others.
+  const columns = document.getElementById("board").classList.contains("all") ? 8 : 7;
+  if (tr.firstChild.colSpan !== columns) tr.firstChild.colSpan = columns;
+  return tr;
 }
 
-function renderQuotes(cell, o) {
-  cell.innerHTML = "";
-  if (!o.quotes.length) return;
-  const list = document.createElement("span");
-  for (const q of o.quotes) {
-    const item = document.createElement(q.dex === o.chosenDex ? "strong" : "span");
-    item.textContent = `${q.dex} ${num(q.price)}`;
-    if (q.dex === o.chosenDex) item.title = "chosen venue";
-    list.append(item, " ");
+/** Bring the DOM to shownIds[first, last): new rows made, changed ones written, others moved out. */
+function place() {
+  const body = tbody();
+  const { first, last } = windowOf();
+  range = { first, last };
+  const windowed = shownIds.length > ALL_ROWS;
+  const wanted = new Set();
+  for (let i = first; i < last; i += 1) wanted.add(shownIds[i]);
+  for (const child of [...body.children]) {
+    const id = child.dataset.orderId;
+    if (id && !wanted.has(id)) { child.remove(); resizes.unobserve(child); }
   }
-  cell.append(list);
-  if (o.reason) {
-    const why = document.createElement("small");
-    why.className = "block reason";
-    why.textContent = roundedNumbers(o.reason);
-    why.title = o.reason; // the exact figures, as the API sent them
-    cell.append(why);
+  let above = 0;
+  let below = 0;
+  if (windowed) {
+    for (let i = 0; i < first; i += 1) above += rowHeight(shownIds[i]);
+    for (let i = last; i < shownIds.length; i += 1) below += rowHeight(shownIds[i]);
   }
+  const top = setSpacer("top", above, windowed);
+  if (top && body.firstChild !== top) body.prepend(top);
+  let cursor = top ? top.nextSibling : body.firstChild;
+  for (let i = first; i < last; i += 1) {
+    const id = shownIds[i];
+    const order = orders.get(id);
+    let row = rows.get(id);
+    if (!row) { row = newRow(order); rows.set(id, row); }
+    if (row.drawn !== order.version) render(row, order); // a row out of view catches up here
+    const index = String(i + 2); // the header row is row 1
+    if (row.index !== index) { row.index = index; row.setAttribute("aria-rowindex", index); }
+    if (cursor === row) {
+      cursor = cursor.nextSibling;
+    } else {
+      body.insertBefore(row, cursor);
+      resizes.observe(row);
+    }
+  }
+  const bottom = setSpacer("bottom", below, windowed);
+  if (bottom && body.lastChild !== bottom) body.append(bottom);
+  const count = String(shownIds.length + 1);
+  const table = document.getElementById("board");
+  if (table.getAttribute("aria-rowcount") !== count) table.setAttribute("aria-rowcount", count);
 }
 
-async function cancel(orderId, row) {
-  const message = row.querySelector(".row-msg");
-  message.textContent = "";
-  try {
-    await call("DELETE", `/api/orders/${orderId}`);
-  } catch (error) {
-    message.textContent = error.message;
+// Rows' heights as laid out (no forced layout: the observer reports after layout): the
+// spacers follow them, and the next frame corrects the window if they moved it.
+const resizes = new ResizeObserver((entries) => {
+  let moved = false;
+  for (const entry of entries) {
+    const id = entry.target.dataset.orderId;
+    const size = entry.borderBoxSize?.[0]?.blockSize ?? entry.target.offsetHeight;
+    if (!id || !size || !entry.target.isConnected) continue;
+    const old = heights.get(id);
+    if (old === size) continue;
+    if (old === undefined) { measuredSum += size; measuredCount += 1; } else { measuredSum += size - old; }
+    heights.set(id, size);
+    moved = true;
   }
+  if (moved && shownIds.length > ALL_ROWS) schedule();
+});
+
+function watchScroll() {
+  const region = document.querySelector(".table-scroll");
+  region.addEventListener("scroll", () => {
+    view.top = region.scrollTop;
+    if (shownIds.length > ALL_ROWS) schedule();
+  }, { passive: true });
+  let width = region.clientWidth;
+  new ResizeObserver(() => {
+    view = { top: region.scrollTop, height: region.clientHeight };
+    if (region.clientWidth !== width) { // rows wrap differently: the heights measured are stale
+      width = region.clientWidth;
+      heights.clear();
+      measuredSum = 0;
+      measuredCount = 0;
+    }
+    if (shownIds.length > ALL_ROWS) schedule();
+  }).observe(region);
+  // The header's height lies between the region's top and the first row: counted in view.top.
+  view = { top: region.scrollTop, height: region.clientHeight };
 }
 
 // -- filters ------------------------------------------------------------------------------
@@ -243,8 +320,8 @@ function addPair(pair) {
   document.getElementById("filter-pair").append(option);
 }
 
-function filters() {
-  return {
+function readFilters() {
+  current = {
     status: document.getElementById("filter-status").value,
     pair: document.getElementById("filter-pair").value,
     type: document.getElementById("filter-type").value,
@@ -252,20 +329,16 @@ function filters() {
 }
 
 function matches(o) {
-  const f = filters();
+  const f = current;
   return (!f.status || o.status === f.status) && (!f.pair || `${o.tokenIn}/${o.tokenOut}` === f.pair)
     && (!f.type || o.orderType === f.type);
 }
 
 function refilter() {
-  for (const [id, row] of rows) row.hidden = !matches(orders.get(id));
-  updateCount();
-}
-
-function updateCount() {
-  const shown = [...rows.values()].filter((r) => !r.hidden).length;
-  document.getElementById("board-count").textContent = `(${shown} of ${rows.size})`;
-  document.getElementById("board-empty").hidden = rows.size > 0;
+  readFilters();
+  for (const id of sequence) orders.get(id).shown = matches(orders.get(id));
+  listStale = true;
+  schedule();
 }
 
 export function setUpBoard() {
@@ -278,6 +351,9 @@ export function setUpBoard() {
   for (const id of ["filter-status", "filter-pair", "filter-type"]) {
     document.getElementById(id).addEventListener("change", refilter);
   }
+  readFilters();
+  watchScroll();
+  schedule(); // the empty board's count
 }
 
 /** Show the user column (the every-order board) or hide it (one user's). */
@@ -288,8 +364,16 @@ export function showUsers(shown) {
 /** Forget every order (another user connected). */
 export function clearBoard() {
   orders.clear();
+  sequence.length = 0;
   rows.clear();
+  heights.clear();
+  statusCounts.clear();
   dirty.clear();
-  tbody().innerHTML = "";
-  updateCount();
+  measuredSum = 0;
+  measuredCount = 0;
+  shownIds = [];
+  listStale = true;
+  resizes.disconnect();
+  tbody().textContent = "";
+  schedule();
 }

@@ -95,6 +95,7 @@
       event_to_row_p95_ms: pct(bench.latencies, 0.95),
       event_to_row_max_ms: max(bench.latencies),
       events: bench.events,
+      events_shown: bench.latencies.length,
     };
   };
 
@@ -122,7 +123,16 @@
       frames.push(now - last);
       last = now;
     }
+    // At the bottom, the board's last row must be its oldest order, and the rows in its DOM in
+    // the order of its state (a windowed board keeps only these; an older page exposes none).
+    const board = window.dashboard && window.dashboard.board;
+    const inDom = [...document.querySelectorAll("#board tbody tr[data-order-id]")].map((r) => r.dataset.orderId);
+    const rows_in_order = board
+      ? Number(JSON.stringify(inDom) === JSON.stringify(board.ids().slice(board.window.first, board.window.last))
+        && inDom[inDom.length - 1] === board.ids()[board.shown - 1])
+      : 1;
     return {
+      rows_in_order, rows_in_dom: inDom.length,
       filter_ms, unfilter_ms, scroll_ms: performance.now() - started,
       scroll_frame_p95_ms: pct(frames, 0.95), scroll_frame_max_ms: max(frames),
     };

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import fresh_database
 from tests.e2e.engine import REPO, Engine
 from tests.e2e.ws_follower import api_process
 from tests.waiting import wait_until
@@ -43,8 +44,16 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def engine(start_engine: Callable[..., Engine]) -> Engine:
-    return start_engine(API_KEYS=f"{KEY}:{USER}", OPERATOR_KEYS=OPERATOR_KEY)
+def dashboard_database(server_urls: tuple[str, str]) -> Iterator[str]:
+    # A database of this module's own: the operator's every-order board replays the whole
+    # log, which in the full suite would otherwise hold every other test's orders.
+    with fresh_database(server_urls[0]) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def engine(start_engine: Callable[..., Engine], dashboard_database: str) -> Engine:
+    return start_engine(dashboard_database, API_KEYS=f"{KEY}:{USER}", OPERATOR_KEYS=OPERATOR_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +83,10 @@ def headers() -> dict[str, str]:
 
 
 def logged_statuses(engine: Engine, order_id: str) -> list[str]:
-    """The statuses of the order's events in the log, as its stream sends them."""
-    events = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events", headers=headers(), timeout=10)
+    """The statuses of the order's events in the log, as its stream sends them (read with
+    the operator key, which sees every user's orders)."""
+    operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    events = httpx.get(f"{engine.base_url}/api/orders/{order_id}/events", headers=operator, timeout=10)
     shown = [e for e in events.json()["events"] if e["type"] != "SwapRequested"]
     return ["retrying" if e["type"] == "RetryScheduled" else _STATUS[e["type"]] for e in shown]
 
@@ -258,3 +269,43 @@ def test_an_operator_sees_another_users_order_reach_confirmed_on_the_every_order
     reason = page.locator(f"{row(order_id)} .c-quotes .reason")
     assert not re.search(r"\d\.\d{7,}", reason.inner_text()), reason.inner_text()
     assert re.search(r"\d\.\d{7,}", str(reason.get_attribute("title")))
+
+
+def test_a_long_board_keeps_only_the_rows_in_view_and_scrolls_to_every_order(
+    page: Any, engine: Engine
+) -> None:
+    # Past 60 orders the board windows its rows (a thousand stay smooth): the DOM holds
+    # those in view, the models hold every order, and scrolling brings any row back.
+    many = 66  # with the orders before it, more than 60 and fewer than the 100 starts a minute
+    placed = [
+        httpx.post(
+            f"{engine.base_url}/api/orders/execute",
+            json={
+                "userId": OTHER_USER,
+                "orderType": "market",
+                "tokenIn": "SOL",
+                "tokenOut": "USDC",
+                "amount": "1",
+            },
+            headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+            timeout=10,
+        ).json()["orderId"]
+        for _ in range(many)
+    ]
+    page.wait_for_function(
+        "ids => ids.every(id => window.dashboard.board.order(id)?.status === 'confirmed')", arg=placed
+    )
+    size = page.evaluate("window.dashboard.board.size")
+    in_dom = page.locator("#board tbody tr[data-order-id]").count()
+    assert size >= many + 3 and in_dom < size, (size, in_dom)
+    oldest = page.evaluate("window.dashboard.board.ids().at(-1)")
+    assert page.locator(row(oldest)).count() == 0  # far below the view: not in the DOM
+    page.evaluate("document.querySelector('.table-scroll').scrollTop = 1e9")
+    page.wait_for_selector(row(oldest), state="attached")  # scrolled to the end: it is there
+    newest = placed[-1]
+    page.evaluate("document.querySelector('.table-scroll').scrollTop = 0")
+    wait_for_row_status(page, newest, "confirmed")
+    for order_id in (newest, placed[0]):  # every event once, in order, in the models too
+        assert page.evaluate("id => window.dashboard.board.order(id).history", order_id) == logged_statuses(
+            engine, order_id
+        )
