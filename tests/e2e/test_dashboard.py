@@ -309,3 +309,57 @@ def test_a_long_board_keeps_only_the_rows_in_view_and_scrolls_to_every_order(
         assert page.evaluate("id => window.dashboard.board.order(id).history", order_id) == logged_statuses(
             engine, order_id
         )
+
+
+_ACCESSIBILITY_PROBLEMS = """() => {
+  const problems = [];
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  if (!document.querySelector("main")) problems.push("no <main> landmark");
+  for (const el of document.querySelectorAll("input, select, textarea")) {
+    if (el.type === "hidden") continue;
+    const named = el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby");
+    if (!named) problems.push(`unlabelled control: ${el.id || el.name}`);
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!(el.innerText.trim() || el.getAttribute("aria-label") || el.title)) {
+      problems.push(`control without a name: ${el.outerHTML.slice(0, 80)}`);
+    }
+  }
+  // WCAG 2 contrast of every visible text against the first opaque background behind it.
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  for (const el of document.querySelectorAll("body *")) {
+    if (el instanceof SVGElement || !el.getClientRects().length) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === "hidden" || el.closest(".sr-only")) continue;
+    const [hi, lo] = [luminance(rgba(style.color)), luminance(background(el))].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) {
+      const text = el.textContent.trim().slice(0, 40);
+      problems.push(`contrast ${ratio.toFixed(2)}: ${el.tagName}.${el.className} "${text}"`);
+    }
+  }
+  return problems;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_every_control_is_labelled_and_every_text_has_enough_contrast(
+    page: Any, viewport: dict[str, int]
+) -> None:
+    page.set_viewport_size(viewport)
+    try:
+        assert page.evaluate(_ACCESSIBILITY_PROBLEMS) == []
+    finally:
+        page.set_viewport_size(LAPTOP)
