@@ -144,6 +144,7 @@ async def engine_health(api: ApiDependency) -> EngineHealth:
     workers, scheduler = await _heartbeats(api)
     return EngineHealth(
         checkedAt=datetime.now(UTC).isoformat(),
+        market="chain" if settings.use_real_devnet else "mock",
         inFlight=await engine.slots.in_flight(),
         maxInFlight=settings.queue_max_concurrent,
         startsLastMinute=await engine.slots.starts_last_minute(),

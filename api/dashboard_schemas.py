@@ -37,6 +37,10 @@ class EngineHealth(msgspec.Struct, kw_only=True):
     processes' heartbeats, read now from the same sources as `/readyz` and `/metrics`."""
 
     checkedAt: Timestamp
+    market: Annotated[
+        Literal["mock", "chain"],
+        Meta(description="Where quotes and swaps come from: the mock DEX or the chain (USE_REAL_DEVNET)"),
+    ]
     inFlight: Annotated[int, Meta(description="Orders holding an execution slot now")]
     maxInFlight: Annotated[int, Meta(description="QUEUE_MAX_CONCURRENT: the deployment-wide limit")]
     startsLastMinute: Annotated[int, Meta(description="Orders that took a slot in the last 60 s")]
@@ -71,6 +75,7 @@ class OrderStateAt(msgspec.Struct, kw_only=True):
 _LAG = {"events": 0, "seconds": 0.0}
 HEALTH_EXAMPLE: dict[str, Any] = {
     "checkedAt": "2026-11-24T12:00:03.250000+00:00",
+    "market": "mock",
     "inFlight": 3,
     "maxInFlight": 10,
     "startsLastMinute": 42,

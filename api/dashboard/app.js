@@ -2,11 +2,11 @@
 // board, the views (board, one order), and the periodic reads (prices, health).
 
 import { call, LiveStream, session } from "./api.js";
-import { apply, boardState, clearBoard, onChange, setUpBoard, showUsers } from "./board.js";
+import { apply, boardState, clearBoard, onChange, orderById, setUpBoard, showUsers } from "./board.js";
 import { refreshHealth } from "./health.js";
 import { clearErrors, setUpOrderForm, showFieldError } from "./order_form.js";
 import { showOrder } from "./order_page.js";
-import { draw, knownTokens, sample, setUpLaunch } from "./prices.js";
+import { draw, knownTokens, noteQuote, sample, setUpLaunch } from "./prices.js";
 
 let stream = null;
 let role = "user"; // what the key may follow (GET /api/me): "user", "operator" or "open"
@@ -37,6 +37,11 @@ function drawSoon() {
   if (!drawTimer) drawTimer = setTimeout(() => { drawTimer = 0; draw(); }, 250);
 }
 
+function onMessage(message) {
+  apply(message);
+  noteQuote(message, orderById(message.orderId));
+}
+
 function connect() {
   if (stream) stream.stop();
   clearBoard();
@@ -48,7 +53,7 @@ function connect() {
   }
   const params = everyOrder ? { all: "true" } : { userId: session.userId };
   // Exposed for the end-to-end tests and for a curious person at the console.
-  window.dashboard.stream = stream = new LiveStream(params, { onEvent: apply, onState: setConnection });
+  window.dashboard.stream = stream = new LiveStream(params, { onEvent: onMessage, onState: setConnection });
 }
 
 /** Which board the key may have: the every-order switch only for an operator (or an open API). */
@@ -83,9 +88,9 @@ async function start() {
     clearErrors(form);
     session.save(form.userId.value.trim(), form.apiKey.value.trim());
     await learnRole();
+    await refreshHealth(); // first: it says whether the charts follow the stream's quotes (chain)
     connect();
     sample();
-    refreshHealth();
   });
   setUpBoard();
   setUpLaunch();
@@ -96,8 +101,8 @@ async function start() {
   route();
   allOrders.addEventListener("change", connect);
   await learnRole();
+  await refreshHealth(); // before the stream: on chain its history's quotes are the charts' points
   connect();
-  refreshHealth();
   setInterval(sample, 1000);
   setInterval(refreshHealth, 2000);
   try {

@@ -41,6 +41,7 @@ const tbody = () => document.querySelector("#board tbody");
 
 /** Everything the board knows of each order (what the price charts read too). */
 export function allOrders() { return orders.values(); }
+export function orderById(orderId) { return orders.get(orderId); }
 
 export function onChange(listener) { listeners.push(listener); }
 

@@ -2,6 +2,7 @@
 // limits, queues, lag, heartbeats) and GET /readyz (what the engine says is down).
 
 import { call } from "./api.js";
+import { setMarket } from "./prices.js";
 
 function meter(label, value, max, unit) {
   const wrap = document.createElement("div");
@@ -63,6 +64,11 @@ export async function refreshHealth() {
     ? ready.status === "ready" ? "Ready: every dependency is up." : `Not ready: ${ready.down.join(", ")} down.`
     : "Readiness unknown.";
   parts.push(status);
+  setMarket(health.market);
+  const market = document.createElement("p");
+  market.textContent = health.market === "chain" ? "Market: on chain (USE_REAL_DEVNET)." : "Market: the mock DEX.";
+  market.dataset.market = health.market;
+  parts.push(market);
   parts.push(meter("In flight", health.inFlight, health.maxInFlight, ""));
   parts.push(meter("Starts in the last minute", health.startsLastMinute, health.startsPerMinute, " per min"));
   parts.push(table("Queue depth", Object.entries(health.queues).map(([q, d]) => [q.replace("orders_priority", "priority lane"), d.ready, d.unacked, d.delayed, d.dead]),

@@ -15,6 +15,43 @@ const H = 140;
 const PAD = 6;
 const series = new Map(); // "SOL/USDC" -> [{t, price}]
 let usd = {};
+// "mock": the mock market's USD prices, sampled; "chain": no such market exists, so a
+// pair's price is what the engine quoted for its orders (each routing's chosen quote and
+// each waiting limit order's best price), taken from the stream as the board receives it.
+let market = "mock";
+
+/** Told by the health panel (GET /api/engine/health `market`). */
+export function setMarket(kind) {
+  if (kind === market) return;
+  market = kind;
+  series.clear();
+  document.getElementById("launch-box").hidden = kind === "chain"; // launches are the mock's
+  document.getElementById("prices-hint").textContent = kind === "chain"
+    ? "The prices the engine quoted on chain per pair (each routing's chosen quote, each waiting "
+      + "limit order's best price); dashed lines are the limits of waiting orders."
+    : "The engine's market prices per pair, sampled each second; dashed lines are the limits of "
+      + "waiting orders.";
+  draw();
+}
+
+/** A stream message: on chain, a quote it carries is a point of its pair's chart. */
+export function noteQuote(message, order) {
+  if (market !== "chain" || !order || !order.tokenIn) return;
+  const { details = {}, type } = message;
+  let price = null;
+  if (type === "OrderRouting") {
+    const chosen = (details.quotes || []).find((q) => q.dex === details.chosenDex);
+    price = chosen && Number(chosen.price);
+  } else if (type === "OrderWaiting") {
+    price = Number(details.bestPrice);
+  }
+  if (!price || !Number.isFinite(price)) return;
+  const pair = `${order.tokenIn}/${order.tokenOut}`;
+  const points = series.get(pair) || [];
+  points.push({ t: Date.parse(message.timestamp) || Date.now(), price });
+  if (points.length > SAMPLES) points.shift();
+  series.set(pair, points);
+}
 
 function pairsShown() {
   const pairs = new Set(["SOL/USDC"]);
@@ -23,6 +60,7 @@ function pairsShown() {
 }
 
 export async function sample() {
+  if (market === "chain") return; // the chart follows the quotes (noteQuote)
   try {
     usd = await call("GET", "/api/market/prices");
   } catch {
@@ -81,7 +119,7 @@ function drawPair(figure, pair) {
   const x = (t) => PAD + ((t - t0) / span) * (W - 2 * PAD);
   const y = (v) => H - PAD - ((v - lo) / (hi - lo)) * (H - 2 * PAD);
   const last = points[points.length - 1].price;
-  figure.querySelector("figcaption").textContent = `${pair} ${fmt(last)}` +
+  figure.querySelector("figcaption").textContent = `${pair} ${fmt(last)}${market === "chain" ? " quoted" : ""}` +
     (limits.length ? ` · ${limits.length} waiting limit${limits.length > 1 ? "s" : ""}` : "");
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart" });
   chart.setAttribute("aria-label", `${pair}: price ${fmt(last)}, range ${fmt(lo)} to ${fmt(hi)}` +
