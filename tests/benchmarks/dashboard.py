@@ -36,10 +36,9 @@ import anyio
 import httpx
 
 from tests.benchmarks.bench_env import delete_prefix, scratch_servers
+from tests.browser import launch
 from tests.e2e.engine import Engine
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SAMPLES = Path(__file__).with_name("dashboard_probe.js")
 ORDER = {"orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}
 TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8.execute"]
@@ -314,7 +313,7 @@ def main() -> None:
         ).start()
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                browser = launch(playwright)
                 for name in scenarios:
                     run_one = SCENARIOS[name][0]
                     for run in range(runs):

@@ -12,12 +12,12 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.browser import launch, skip_without_chromium
 from tests.conftest import fresh_database
 from tests.e2e.engine import REPO, Engine
 from tests.e2e.ws_follower import api_process
@@ -25,13 +25,8 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra) is not installed")
+skip_without_chromium()
+from playwright import sync_api  # noqa: E402  (after the skip: the dev extra may be missing)
 
 KEY = "dashboard-key-0123456789abcdef"
 USER = "dash-user"
@@ -59,10 +54,7 @@ def engine(start_engine: Callable[..., Engine], dashboard_database: str) -> Engi
 @pytest.fixture(scope="module")
 def page(engine: Engine) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport=LAPTOP)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
@@ -122,6 +114,15 @@ def place(page: Any, order_type: str = "market", **fields: str) -> str:
         arg=previous,
     )
     return str(page.get_attribute("#order-result", "data-order-id"))
+
+
+def place_as_operator(engine: Engine, user: str) -> str:
+    """A market order for `user`, placed through the API with the operator key."""
+    body = {"userId": user, "orderType": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}
+    operator = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    answer = httpx.post(f"{engine.base_url}/api/orders/execute", json=body, headers=operator, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["orderId"])
 
 
 def row(order_id: str) -> str:
@@ -249,18 +250,7 @@ def test_an_operator_sees_another_users_order_reach_confirmed_on_the_every_order
     page.check("#all-orders")
     page.wait_for_selector("#board.all")
     page.wait_for_selector("#connection[data-state=live]")
-    order_id = httpx.post(
-        f"{engine.base_url}/api/orders/execute",
-        json={
-            "userId": OTHER_USER,
-            "orderType": "market",
-            "tokenIn": "SOL",
-            "tokenOut": "USDC",
-            "amount": "1",
-        },
-        headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
-        timeout=10,
-    ).json()["orderId"]
+    order_id = place_as_operator(engine, OTHER_USER)
     wait_for_row_status(page, order_id, "confirmed")
     assert page.inner_text(f"{row(order_id)} .c-user") == OTHER_USER
     assert page.locator("#board thead th.c-user").is_visible()  # the user column is shown
@@ -277,21 +267,7 @@ def test_a_long_board_keeps_only_the_rows_in_view_and_scrolls_to_every_order(
     # Past 60 orders the board windows its rows (a thousand stay smooth): the DOM holds
     # those in view, the models hold every order, and scrolling brings any row back.
     many = 66  # with the orders before it, more than 60 and fewer than the 100 starts a minute
-    placed = [
-        httpx.post(
-            f"{engine.base_url}/api/orders/execute",
-            json={
-                "userId": OTHER_USER,
-                "orderType": "market",
-                "tokenIn": "SOL",
-                "tokenOut": "USDC",
-                "amount": "1",
-            },
-            headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
-            timeout=10,
-        ).json()["orderId"]
-        for _ in range(many)
-    ]
+    placed = [place_as_operator(engine, OTHER_USER) for _ in range(many)]
     page.wait_for_function(
         "ids => ids.every(id => window.dashboard.board.order(id)?.status === 'confirmed')", arg=placed
     )

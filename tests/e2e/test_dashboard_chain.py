@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.browser import launch, skip_without_chromium
 from tests.e2e.engine import Engine
 
 # The local chain and an engine trading on it, as the on-chain end-to-end tests have them.
@@ -20,22 +20,14 @@ from tests.e2e.test_onchain import chain_database, chain_engine, localnet  # noq
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium",
-        allow_module_level=True,
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra) is not installed")
+skip_without_chromium()
+from playwright import sync_api  # noqa: E402  (after the skip: the dev extra may be missing)
 
 
 @pytest.fixture(scope="module")
 def page(chain_engine: Engine) -> Iterator[Any]:  # noqa: F811
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
