@@ -176,6 +176,33 @@ def test_a_waiting_limit_order_draws_its_line_on_the_chart_and_is_cancelled_from
     assert answer.json()["status"] == "cancelled"
 
 
+def test_an_order_is_placed_and_cancelled_with_the_keyboard_alone(page: Any) -> None:
+    page.select_option("#tokenIn", "SOL")  # the pair is set up; the rest is keys only
+    page.select_option("#tokenOut", "USDC")
+    page.focus("#order-form input[name=orderType][value=market]")
+    page.keyboard.press("ArrowRight")  # radio group: market -> limit
+    assert page.is_checked("#order-form input[name=orderType][value=limit]")
+    page.focus("#amount")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("3")
+    page.keyboard.press("Tab")  # on to the limit price, the next field
+    assert page.evaluate("document.activeElement.id") == "limitPrice"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("5000")
+    previous = page.get_attribute("#order-result", "data-order-id")
+    page.keyboard.press("Enter")  # submits the form
+    page.wait_for_function(
+        "prev => { const id = document.querySelector('#order-result').dataset.orderId;"
+        " return id && id !== prev; }",
+        arg=previous,
+    )
+    order_id = str(page.get_attribute("#order-result", "data-order-id"))
+    wait_for_row_status(page, order_id, "waiting")
+    page.focus(f"{row(order_id)} button.cancel")
+    page.keyboard.press("Enter")
+    wait_for_row_status(page, order_id, "cancelled")
+
+
 def test_the_api_validation_error_appears_beside_the_field_it_names(page: Any) -> None:
     before = page.locator("#board tbody tr").count()
     page.check("#order-form input[name=orderType][value=market]")
