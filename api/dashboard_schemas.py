@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from api.schemas import ORDER_ID, ORDER_VIEW_EXAMPLE, OrderId, OrderView, ProjectionLag, Timestamp
+from api.schema_examples import ORDER_VIEW_EXAMPLE
+from api.schemas import ORDER_ID, OrderId, OrderView, ProjectionLag, Timestamp
 
 # --- engine health ----------------------------------------------------------------------
 

@@ -31,15 +31,14 @@ from litestar.openapi.spec import (
 from msgspec import Meta
 
 from api.order_request import LaunchRequest, OrderListQuery, OrderRequest, PriceUpdate
-from api.schemas import (
+from api.schema_examples import (
     ERROR_EXAMPLES,
     LAUNCH_EXAMPLES,
     ORDER_EXAMPLES,
     PRICES_EXAMPLES,
     SUCCESS_EXAMPLES,
-    ErrorBody,
-    error_body,
 )
+from api.schemas import ErrorBody, error_body
 
 BEARER_AUTH = "bearerAuth"
 # Everything but the probes and /schema needs a key when API_KEYS is set (api/auth.py).
