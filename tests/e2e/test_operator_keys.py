@@ -162,8 +162,11 @@ def test_the_all_orders_stream_carries_every_users_events_once_across_a_resume(
 
     async def resume_then_place() -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = []
+        past_history = anyio.Event()
 
         def done(messages: list[dict[str, Any]]) -> bool:
+            if _finished({missed})(messages):
+                past_history.set()  # the order missed while away came from the log
             return bool(live) and _finished({missed, live[0]})(messages)
 
         async def follow() -> None:
@@ -171,7 +174,7 @@ def test_the_all_orders_stream_carries_every_users_events_once_across_a_resume(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(follow)
-            await anyio.sleep(0.3)  # connected and past its history: the next order arrives live
+            await past_history.wait()  # connected and past its history: the next order arrives live
             live.append(await anyio.to_thread.run_sync(place, alice))
         return result
 
